@@ -1,0 +1,17 @@
+"""Chat models for graphyard's tiers: the bundled local model, providers, prices, test models."""
+
+from graphyard.models._local import BundledChatModel, LocalModelServer, bundled_model_path
+from graphyard.models._pricing import call_cost
+from graphyard.models._testing import ScriptedChatModel
+from graphyard.models._tiers import LOCAL_MODEL_ID, Tier, resolve_tiers
+
+__all__ = [
+    "LOCAL_MODEL_ID",
+    "BundledChatModel",
+    "LocalModelServer",
+    "ScriptedChatModel",
+    "Tier",
+    "bundled_model_path",
+    "call_cost",
+    "resolve_tiers",
+]
