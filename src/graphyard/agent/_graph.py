@@ -46,7 +46,7 @@ from graphyard.models import Tier, call_cost
 from graphyard.routing import RuleRouter
 from graphyard.state import AgentState, Usage, with_ids
 
-__all__ = ["build_graph", "critique"]
+__all__ = ["build_graph", "critique", "reference_graph"]
 
 _TICKET = re.compile(
     r"\b(ticket|speak to (a |an )?(human|person|agent|someone)|real person|complain\w*|escalate)\b",
@@ -310,3 +310,8 @@ def _call(name: str, args: dict[str, Any]) -> ToolCall:
 
 def _id() -> str:
     return str(uuid.uuid4())
+
+
+def reference_graph(runtime: Any) -> StateGraph[AgentState]:
+    """Factory used by ``graphyard serve``: the support agent on the runtime's tiers."""
+    return build_graph(runtime.tiers, runtime.settings)
