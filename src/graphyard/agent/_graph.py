@@ -249,18 +249,18 @@ def _plan_tool_calls(text: str, kb: KnowledgeBase) -> list[ToolCall]:
 
 
 def _fold_tool_results(view: Sequence[BaseMessage]) -> list[BaseMessage]:
-    """For models without tool calling: tool results become a "Context" block in their turn."""
+    """For models without tool calling: tool results become "Facts" in their turn's message."""
     out: list[BaseMessage] = []
     context: list[str] = []
     for message in view:
         if isinstance(message, AIMessage) and message.tool_calls:
             continue
         if isinstance(message, ToolMessage):
-            context.append(f"- {message.name}: {message.content}")
+            context.append(str(message.content))
             continue
         if context and out and isinstance(out[-1], HumanMessage):
             out[-1] = out[-1].model_copy(
-                update={"content": f"{out[-1].content}\n\nContext:\n" + "\n".join(context)}
+                update={"content": f"{out[-1].content}\n\nFacts: " + "\n".join(context)}
             )
         context = []
         out.append(message)
@@ -269,7 +269,7 @@ def _fold_tool_results(view: Sequence[BaseMessage]) -> list[BaseMessage]:
         for i in range(len(out) - 1, -1, -1):
             if isinstance(out[i], HumanMessage):
                 out[i] = out[i].model_copy(
-                    update={"content": f"{out[i].content}\n\nContext:\n" + "\n".join(context)}
+                    update={"content": f"{out[i].content}\n\nFacts: " + "\n".join(context)}
                 )
                 break
     return out

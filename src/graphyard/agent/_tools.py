@@ -10,7 +10,6 @@ human's decision, given back through ``Command(resume=...)``:
 
 from __future__ import annotations
 
-import json
 from typing import Any, Literal
 
 from langchain_core.tools import BaseTool, tool
@@ -18,11 +17,33 @@ from langgraph.types import interrupt
 
 from graphyard.agent._shop import DemoShop, KnowledgeBase
 
-__all__ = ["HIGH_IMPACT_TOOLS", "Decision", "make_tools", "parse_decision"]
+__all__ = ["HIGH_IMPACT_TOOLS", "Decision", "describe_order", "make_tools", "parse_decision"]
 
 HIGH_IMPACT_TOOLS = frozenset({"create_ticket"})
 
 Priority = Literal["low", "normal", "high", "urgent"]
+
+
+def describe_order(order: dict[str, Any]) -> str:
+    """An order in plain sentences: small models answer far better from prose than from JSON.
+
+    >>> describe_order({"id": "A1", "status": "shipped", "placed_at": "2026-03-17T09:15:00Z",
+    ...     "total_cents": 1250, "carrier": "UPS", "tracking_number": "1Z", "eta": "2026-03-22",
+    ...     "items": [{"name": "Tent", "quantity": 1, "unit_price_cents": 1250}]})
+    'Order A1 is shipped. Carrier UPS, tracking number 1Z, expected delivery 2026-03-22. Placed 2026-03-17. Items: 1 x Tent ($12.50). Total $12.50.'
+    """
+    parts = [f"Order {order['id']} is {order['status']}."]
+    if order.get("carrier"):
+        when = "delivered" if order["status"] == "delivered" else "expected delivery"
+        parts.append(
+            f"Carrier {order['carrier']}, tracking number {order['tracking_number']}, {when} {order['eta']}."
+        )
+    parts.append(f"Placed {str(order['placed_at'])[:10]}.")
+    items = ", ".join(
+        f"{i['quantity']} x {i['name']} (${i['unit_price_cents'] / 100:.2f})" for i in order["items"]
+    )
+    parts.append(f"Items: {items}. Total ${order['total_cents'] / 100:.2f}.")
+    return " ".join(parts)
 
 
 def parse_decision(value: Any) -> tuple[str, dict[str, Any], str | None]:
@@ -53,7 +74,7 @@ def make_tools(shop: DemoShop, kb: KnowledgeBase | None = None) -> list[BaseTool
         order = shop.order(order_id.strip().lstrip("#"))
         if order is None:
             return f"No order with id {order_id!r} exists. Order ids look like A1003."
-        return json.dumps(order)
+        return describe_order(order)
 
     @tool
     def search_help_articles(query: str) -> str:
@@ -61,7 +82,9 @@ def make_tools(shop: DemoShop, kb: KnowledgeBase | None = None) -> list[BaseTool
         hits = kb.search(query, k=2)
         if not hits:
             return "No help article matches that question."
-        return "\n\n".join(article.text.strip() for article, _ in hits)
+        best, *others = (article for article, _ in hits)
+        related = "".join(f"\n(Related article: {a.title})" for a in others)
+        return best.text.strip() + related
 
     @tool
     def create_ticket(

@@ -155,7 +155,10 @@ class BundledChatModel(BaseChatModel):
     server: LocalModelServer
     model_name: str = "smollm2"
     max_tokens: int = 256
-    temperature: float | None = None
+    temperature: float | None = 0.2
+    """Low by default: a 135M model wanders at llama.cpp's default of 0.8."""
+    repeat_penalty: float = 1.15
+    """llama.cpp's repetition penalty; small models loop without one."""
     context_window: int = 8192
     _client: Any = PrivateAttr(default=None)
     _client_url: str | None = PrivateAttr(default=None)
@@ -178,6 +181,7 @@ class BundledChatModel(BaseChatModel):
                 api_key="not-needed",  # type: ignore[arg-type]
                 max_tokens=self.max_tokens,  # type: ignore[call-arg]
                 temperature=self.temperature,
+                extra_body={"repeat_penalty": self.repeat_penalty},
                 stream_usage=True,
                 max_retries=1,
                 timeout=600,
