@@ -240,3 +240,7 @@ def main() -> None:
     except GraphyardError as exc:
         err.print(f"[red]error:[/red] {exc}")
         sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -15,9 +15,9 @@ Example::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -150,6 +150,18 @@ class Settings(BaseSettings):
     """Tool calls the agent may make answering one message."""
     shop_db: Path = Path("graphyard-shop.db")
     """The reference agent's demo shop (orders, tickets), created on first use."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _merge_partial_sections(cls, data: Any) -> Any:
+        """``GRAPHYARD_CHEAP__MAX_TOKENS=48`` alone changes one field, not the whole tier."""
+        if isinstance(data, dict):
+            for name in ("cheap", "mid", "strong", "local"):
+                given = data.get(name)
+                if isinstance(given, dict):
+                    default = cls.model_fields[name].default
+                    data[name] = {**default.model_dump(exclude_unset=False), **given}
+        return data
 
     @classmethod
     def settings_customise_sources(

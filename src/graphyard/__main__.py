@@ -1,0 +1,5 @@
+"""`python -m graphyard` runs the CLI."""
+
+from graphyard.cli import main
+
+main()
