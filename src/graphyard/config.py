@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -25,7 +25,15 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-__all__ = ["Durability", "LocalModelConfig", "ModelPrice", "Settings", "TierConfig", "TierName"]
+__all__ = [
+    "Durability",
+    "LocalModelConfig",
+    "ModelPrice",
+    "Settings",
+    "TierConfig",
+    "TierName",
+    "config_reference",
+]
 
 TierName = Literal["cheap", "mid", "strong"]
 """The three model tiers, cheapest first."""
@@ -45,6 +53,8 @@ DEFAULT_CONFIG_FILE = Path("graphyard.toml")
 
 class TierConfig(BaseModel):
     """One model tier."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid")
 
     model: str
     """Provider string: ``local:smollm2``, ``anthropic:<model>``, ``openai:<model>``, ``ollama:<model>``."""
@@ -74,6 +84,8 @@ class TierConfig(BaseModel):
 class LocalModelConfig(BaseModel):
     """The bundled llama.cpp model, served in-process by xllamacpp."""
 
+    model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid")
+
     threads: int = Field(1, ge=1)
     """CPU threads for decoding; one is far steadier when other work shares the CPU."""
     context_window: int = Field(8192, ge=512)
@@ -86,6 +98,8 @@ class LocalModelConfig(BaseModel):
 
 class ModelPrice(BaseModel):
     """Dollars per million tokens, for models genai-prices does not know (or to override it)."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid")
 
     input: float = 0.0
     """Uncached input tokens."""
@@ -106,6 +120,7 @@ class Settings(BaseSettings):
         toml_file=DEFAULT_CONFIG_FILE,
         extra="forbid",
         validate_default=True,
+        use_attribute_docstrings=True,
     )
 
     checkpointer: str = "sqlite:///graphyard.db"
@@ -192,3 +207,32 @@ class Settings(BaseSettings):
     def tier(self, name: TierName) -> TierConfig:
         """The configuration of one tier."""
         return {"cheap": self.cheap, "mid": self.mid, "strong": self.strong}[name]
+
+
+def config_reference() -> str:
+    """The configuration reference as a Markdown table (the README embeds it; a test keeps
+    them equal)."""
+    rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
+
+    def default_text(value: Any) -> str:
+        if value is None or value == {}:
+            return ""
+        return f"`{value}`"
+
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        if isinstance(default, BaseModel):
+            for sub, subfield in type(default).model_fields.items():
+                rows.append(
+                    f"| `GRAPHYARD_{name.upper()}__{sub.upper()}` | "
+                    f"{default_text(getattr(default, sub))} | {subfield.description or ''} |"
+                )
+            continue
+        aliases = field.validation_alias
+        env = (
+            " or ".join(f"`{a}`" for a in aliases.choices)  # type: ignore[union-attr]
+            if aliases is not None
+            else f"`GRAPHYARD_{name.upper()}`"
+        )
+        rows.append(f"| {env} | {default_text(default)} | {field.description or ''} |")
+    return "\n".join(rows).replace("``", "`")
