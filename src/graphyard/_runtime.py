@@ -96,7 +96,9 @@ async def open_runtime(
     spec = source if isinstance(source, str) else getattr(source, "__name__", type(source).__name__)
     obj = load_graph(source) if isinstance(source, str) else source
     try:
-        async with open_saver(settings.checkpointer, synchronous=settings.sqlite_synchronous) as saver:
+        async with open_saver(
+            settings.checkpointer, synchronous=settings.sqlite_synchronous
+        ) as saver:
             runtime = Runtime(settings, local, tiers, saver, graph=None, graph_id=_graph_id(spec))  # type: ignore[arg-type]
             runtime.graph = _compile(obj, runtime, spec)
             yield runtime

@@ -40,7 +40,8 @@ def describe_order(order: dict[str, Any]) -> str:
         )
     parts.append(f"Placed {str(order['placed_at'])[:10]}.")
     items = ", ".join(
-        f"{i['quantity']} x {i['name']} (${i['unit_price_cents'] / 100:.2f})" for i in order["items"]
+        f"{i['quantity']} x {i['name']} (${i['unit_price_cents'] / 100:.2f})"
+        for i in order["items"]
     )
     parts.append(f"Items: {items}. Total ${order['total_cents'] / 100:.2f}.")
     return " ".join(parts)
@@ -112,7 +113,9 @@ def make_tools(shop: DemoShop, kb: KnowledgeBase | None = None) -> list[BaseTool
         )
         action, edits, reason = parse_decision(answer)
         if action == "reject":
-            return "The support team declined to open this ticket" + (f": {reason}" if reason else ".")
+            return "The support team declined to open this ticket" + (
+                f": {reason}" if reason else "."
+            )
         args.update({k: v for k, v in edits.items() if k in args})
         ticket = shop.create_ticket(**args)
         return f"Ticket #{ticket['id']} opened (priority {ticket['priority']}): {ticket['subject']}"

@@ -60,8 +60,12 @@ def _units(messages: Sequence[BaseMessage]) -> list[tuple[int, int]]:
         message = messages[i]
         if isinstance(message, AIMessage) and message.tool_calls:
             ids = {call["id"] for call in message.tool_calls}
-            while j < len(messages) and isinstance(messages[j], ToolMessage) and (
-                messages[j].tool_call_id in ids  # type: ignore[attr-defined]
+            while (
+                j < len(messages)
+                and isinstance(messages[j], ToolMessage)
+                and (
+                    messages[j].tool_call_id in ids  # type: ignore[attr-defined]
+                )
             ):
                 j += 1
         units.append((i, j))
@@ -109,10 +113,14 @@ def plan_window(
         )
 
     # The current turn alone does not fit: keep its human message and the latest units.
-    last_human = next((u for u in range(len(units) - 1, -1, -1) if _is_human(messages, units[u])), None)
+    last_human = next(
+        (u for u in range(len(units) - 1, -1, -1) if _is_human(messages, units[u])), None
+    )
     if last_human is None:  # no human turn at all: keep what fits
         start = units[first][0] if first < len(units) else n
-        return WindowPlan(total=n, start=start, skip=None, truncate=None, tokens=fixed + used, dropped=start)
+        return WindowPlan(
+            total=n, start=start, skip=None, truncate=None, tokens=fixed + used, dropped=start
+        )
     head = units[last_human]
     used = sizes[last_human]
     tail = len(units)

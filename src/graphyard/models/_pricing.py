@@ -55,7 +55,9 @@ def call_cost(
         read = price.input if price.cache_read is None else price.cache_read
         write = price.input if price.cache_write is None else price.cache_write
         uncached = max(inp - cache_read - cache_write, 0)
-        return (uncached * price.input + cache_read * read + cache_write * write + out * price.output) / _MTOK
+        return (
+            uncached * price.input + cache_read * read + cache_write * write + out * price.output
+        ) / _MTOK
     provider, name = split_model_id(model_id)
     if provider in SELF_HOSTED:
         return 0.0

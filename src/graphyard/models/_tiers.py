@@ -127,7 +127,9 @@ def build_chat_model(
                 f"tier {name!r}: 'local:{model}' needs GRAPHYARD_LOCAL__MODEL_PATH; "
                 "only local:smollm2 is bundled"
             )
-        window = min(config.context_window or settings.local.context_window, settings.local.context_window)
+        window = min(
+            config.context_window or settings.local.context_window, settings.local.context_window
+        )
         chat = BundledChatModel(server=local, model_name=model, context_window=window, **common)
         return Tier(name, config.model, chat, window, config.max_tokens, supports_tools=False)
     if provider == "anthropic":

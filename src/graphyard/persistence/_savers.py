@@ -46,9 +46,7 @@ async def open_saver(
     """Open, set up and yield the checkpointer for ``url``; close it on exit."""
     scheme = urlsplit(url).scheme
     if scheme != "sqlite":
-        raise ConfigError(
-            f"unsupported checkpointer {url!r}; supported: sqlite:///path.db"
-        )
+        raise ConfigError(f"unsupported checkpointer {url!r}; supported: sqlite:///path.db")
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
     path = sqlite_path(url)

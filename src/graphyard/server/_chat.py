@@ -86,7 +86,7 @@ async def chat_events(
         raise ApiError(
             409,
             "approval_pending",
-            "this thread is waiting for an approval; answer it with {\"resume\": ...} first",
+            'this thread is waiting for an approval; answer it with {"resume": ...} first',
         )
     if request.content is None and not pending:
         raise ApiError(409, "nothing_to_resume", "this thread has no pending approval")
@@ -172,12 +172,12 @@ class ChatRuns:
         self._tasks[thread_id] = asyncio.create_task(pump(), name=f"chat:{thread_id}")
         return queue
 
-    async def shutdown(self, timeout: float = 10.0) -> None:
-        """Let runs finish for up to ``timeout`` seconds, then cancel the rest."""
+    async def shutdown(self, grace: float = 10.0) -> None:
+        """Let runs finish for up to ``grace`` seconds, then cancel the rest."""
         tasks = list(self._tasks.values())
         if not tasks:
             return
-        _done, pending = await asyncio.wait(tasks, timeout=timeout)
+        _done, pending = await asyncio.wait(tasks, timeout=grace)
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)

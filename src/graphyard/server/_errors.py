@@ -69,7 +69,9 @@ def install_error_handlers(app: FastAPI) -> None:
             {"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")}
             for e in errors
         ]
-        return error_response(422, "invalid_request", "the request is not valid", detail=jsonable(detail))
+        return error_response(
+            422, "invalid_request", "the request is not valid", detail=jsonable(detail)
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
