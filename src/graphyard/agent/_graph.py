@@ -135,6 +135,16 @@ def build_graph(
         response = await model.ainvoke(prompt)
         if response.id is None:
             response.id = _id()
+        if response.tool_calls and state["tool_calls_remaining"] <= 0:
+            # The turn's tool budget is spent and the model still asks: end the turn with
+            # what it said instead of looping through a refusing executor forever.
+            response = AIMessage(
+                content=str(response.content)
+                or "I could not finish this within the tool calls allowed for one message.",
+                id=response.id,
+                usage_metadata=response.usage_metadata,
+                response_metadata=response.response_metadata,
+            )
         usage = response.usage_metadata or {}
         return {
             "messages": [response],

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from graphyard.cli._common import ConfigOption, app, console, err, load_settings
+from graphyard.errors import ConfigError
 
 
 @app.command()
@@ -28,6 +29,9 @@ def serve(
         str | None, typer.Option(help="Checkpointer URL [default: sqlite:///graphyard.db].")
     ] = None,
     log_level: Annotated[str, typer.Option(help="Log level.")] = "info",
+    insecure: Annotated[
+        bool, typer.Option("--insecure", help="Allow a non-loopback bind without API keys.")
+    ] = False,
     config: ConfigOption = None,
 ) -> None:
     """Serve a graph over HTTP with SSE streaming.
@@ -40,6 +44,7 @@ def serve(
 
     settings = load_settings(config, graph=graph, host=host, port=port, checkpointer=checkpointer)
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    check_bind(settings.host, auth=bool(settings.api_keys or settings.auth), insecure=insecure)
     if settings.graph:
         sys.path.insert(0, str(Path.cwd()))  # so `--graph mypkg.agent:graph` finds local code
     uvicorn.run(
@@ -49,6 +54,27 @@ def serve(
         log_level=log_level.lower(),
         timeout_graceful_shutdown=15,
     )
+
+
+def check_bind(host: str, *, auth: bool, insecure: bool) -> None:
+    """Without auth, only loopback: anyone who can reach the port could read every thread."""
+    import ipaddress
+
+    if auth:
+        return
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if loopback:
+        err.print("[yellow]no API keys configured: serving on loopback only[/yellow]")
+        return
+    if not insecure:
+        raise ConfigError(
+            f"refusing to serve on {host} without authentication: set GRAPHYARD_API_KEYS "
+            "(or GRAPHYARD_AUTH), bind 127.0.0.1, or pass --insecure"
+        )
+    err.print(f"[red]serving on {host} WITHOUT authentication (--insecure)[/red]")
 
 
 @app.command()

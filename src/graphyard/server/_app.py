@@ -1,35 +1,51 @@
 """The FastAPI application.
 
-Create it with :func:`create_app`; the runtime (checkpointer, models, graph) opens in the
-app's lifespan and closes with it, stopping the bundled model server too.
+Create it with :func:`create_app`; the runtime (checkpointer, models, graph), the server
+store and the run manager open in the app's lifespan and close with it, stopping the
+bundled model server too.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Path, Request
+from fastapi import Depends, FastAPI, Path, Request
 from langchain_core.language_models import BaseChatModel
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 import graphyard
-from graphyard._runtime import GraphSource, Runtime, open_runtime
+from graphyard._runtime import GraphSource, open_runtime
 from graphyard.config import Settings, TierName
-from graphyard.errors import ThreadNotFound
-from graphyard.server._chat import ChatRequest, ChatRuns, chat_events, sse_frames
+from graphyard.persistence import sqlite_path
+from graphyard.server import _api_runs, _api_threads
+from graphyard.server._auth import load_authenticator
+from graphyard.server._chat import ChatRequest, start_chat
+from graphyard.server._deps import Services, services
 from graphyard.server._errors import install_error_handlers
-from graphyard.server._serialize import jsonable
+from graphyard.server._limits import BodySizeLimit, RateLimiter
+from graphyard.server._runs import RunManager
+from graphyard.server._store import SqliteServerStore
 
 __all__ = ["create_app"]
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT_SECONDS = 5.0
-
 ThreadId = Annotated[str, Path(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9._:-]+$")]
+
+
+def _store_path(checkpointer: str) -> str:
+    if checkpointer.startswith("sqlite:"):
+        return sqlite_path(checkpointer)
+    log.warning(
+        "thread and run records are kept in ./graphyard-server.db beside %s: run locks hold "
+        "across processes on this machine only",
+        checkpointer.split("://")[0],
+    )
+    return "graphyard-server.db"
 
 
 def create_app(
@@ -45,33 +61,50 @@ def create_app(
     'graphyard'
     """
     settings = settings or Settings()
-    runs = ChatRuns()
+    auth = load_authenticator(settings.api_keys, settings.auth)
+    limiter = RateLimiter(settings.rate_limit_per_minute)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with open_runtime(settings, graph=graph, models=models) as runtime:
-            app.state.runtime = runtime
+            store = SqliteServerStore(_store_path(settings.checkpointer))
+            await store.open()
+            svc = Services(runtime, store, None, auth, time.time(), limiter)  # type: ignore[arg-type]
+            svc.runs = RunManager(
+                runtime.graph,
+                store,
+                assistant_id=svc.assistant_id,
+                durability=settings.durability,
+                lease_seconds=settings.run_lease_seconds,
+                saver=runtime.saver,
+            )
+            await svc.runs.start()
+            app.state.services = svc
             log.info(
-                "serving graph %r with tiers %s; checkpoints in %s",
+                "serving graph %r with tiers %s; checkpoints in %s; auth %s",
                 runtime.graph_id,
                 ", ".join(f"{t.name}={t.model_id}" for t in runtime.tiers.values()),
                 settings.checkpointer,
+                "on" if auth else "off (loopback only)",
             )
             try:
                 yield
             finally:
-                await runs.shutdown()
+                await svc.runs.stop()
+                await store.close()
 
     app = FastAPI(
         title="graphyard",
         version=graphyard.__version__,
-        summary="A production runtime for LangGraph agents.",
+        summary="A production runtime for LangGraph agents, compatible with the LangGraph SDK.",
         lifespan=lifespan,
     )
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     install_error_handlers(app)
+    app.include_router(_api_threads.router)
+    app.include_router(_api_runs.router)
 
-    def runtime_of(request: Request) -> Runtime:
-        return request.app.state.runtime  # type: ignore[no-any-return]
+    Svc = Annotated[Services, Depends(services)]
 
     @app.get("/ok", tags=["meta"])
     async def ok() -> dict[str, bool]:
@@ -79,55 +112,31 @@ def create_app(
         return {"ok": True}
 
     @app.get("/info", tags=["meta"])
-    async def info(request: Request) -> dict[str, Any]:
-        """Version, served graph and tiers."""
-        runtime = runtime_of(request)
+    async def info(svc: Svc) -> dict[str, Any]:
+        """Version, served graph, tiers and whether auth is on."""
         return {
             "version": graphyard.__version__,
-            "graph_id": runtime.graph_id,
+            "graph_id": svc.graph_id,
+            "assistant_id": svc.assistant_id,
+            "auth": svc.auth is not None,
             "tiers": {
                 t.name: {"model": t.model_id, "fallback_from": t.fallback_from}
-                for t in runtime.tiers.values()
+                for t in svc.runtime.tiers.values()
             },
         }
 
     @app.post("/chat/{thread_id}", tags=["chat"], response_class=EventSourceResponse)
-    async def chat(thread_id: ThreadId, body: ChatRequest, request: Request) -> EventSourceResponse:
+    async def chat(
+        thread_id: ThreadId, body: ChatRequest, svc: Svc, request: Request
+    ) -> EventSourceResponse:
         """Send a message (or answer an approval) and stream the answer as SSE."""
-        runtime = runtime_of(request)
-        events = await chat_events(runtime, thread_id, body)
-        queue = runs.start(thread_id, events)
+        user = await svc.user(request)
+        frames = await start_chat(svc, thread_id, user, body)
         return EventSourceResponse(
-            sse_frames(queue),
-            ping=HEARTBEAT_SECONDS,
+            frames,
+            ping=_api_runs.HEARTBEAT_SECONDS,
             ping_message_factory=lambda: ServerSentEvent(comment="heartbeat"),
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
-
-    @app.get("/threads/{thread_id}/state", tags=["threads"])
-    async def thread_state(thread_id: ThreadId, request: Request) -> dict[str, Any]:
-        """The thread's latest state (values, next nodes, pending interrupts)."""
-        runtime = runtime_of(request)
-        snapshot = await runtime.graph.aget_state({"configurable": {"thread_id": thread_id}})
-        if snapshot.created_at is None:
-            raise ThreadNotFound(thread_id)
-        return {
-            "values": jsonable(snapshot.values),
-            "next": list(snapshot.next),
-            "checkpoint": jsonable(snapshot.config.get("configurable", {})),
-            "metadata": jsonable(snapshot.metadata),
-            "created_at": snapshot.created_at,
-            "parent_checkpoint": jsonable((snapshot.parent_config or {}).get("configurable")),
-            "tasks": [
-                {
-                    "id": t.id,
-                    "name": t.name,
-                    "error": t.error,
-                    "interrupts": jsonable(t.interrupts),
-                }
-                for t in snapshot.tasks
-            ],
-            "interrupts": jsonable(snapshot.interrupts),
-        }
 
     return app

@@ -1,4 +1,4 @@
-"""``POST /chat/{thread_id}``: the simple streaming endpoint.
+"""``POST /chat/{thread_id}``: the simple streaming endpoint, built on the run machinery.
 
 Frames, each ``data: <json>``:
 
@@ -11,33 +11,37 @@ Frames, each ``data: <json>``:
 - ``{"error": {"code": ..., "message": ...}}`` if the run fails;
 - last, ``{"tier", "cost_usd", "thread_cost_usd", "usage"}`` for this turn, then ``[DONE]``.
 
-The run executes in a task of its own: a client that disconnects does not cancel it, and
-what it produces is saved. One run per thread at a time (409 otherwise).
+A chat turn is an ordinary run (``multitask_strategy="reject"``): it shows in
+``GET /threads/{id}/runs``, holds the thread's database lock, keeps going if the client
+disconnects, and its events can be re-read from ``/threads/{id}/runs/{run_id}/stream``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from langchain_core.messages import AIMessageChunk, HumanMessage
-from langgraph.types import Command
+from langchain_core.messages import HumanMessage
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from graphyard._runtime import Runtime
 from graphyard.config import TierName
-from graphyard.errors import ThreadBusy
-from graphyard.server._errors import ApiError, status_for
+from graphyard.server._deps import Services
+from graphyard.server._errors import ApiError
 from graphyard.server._serialize import dumps, jsonable
+from graphyard.server._store import RunRecord
 from graphyard.state import with_ids
 
-__all__ = ["ChatRequest", "ChatRuns", "chat_events"]
+__all__ = ["ChatRequest", "start_chat"]
 
-log = logging.getLogger(__name__)
+CHAT_STREAM_MODES = ["tasks", "messages-tuple", "updates"]
 
-_DONE = object()
+_ERROR_CODES = {
+    "BudgetExceeded": "budget_exceeded",
+    "ModelUnavailable": "model_unavailable",
+    "ThreadBusy": "thread_busy",
+    "ServerShutdown": "server_shutdown",
+}
 
 
 class ChatRequest(BaseModel):
@@ -60,6 +64,44 @@ class ChatRequest(BaseModel):
         return self
 
 
+async def start_chat(
+    svc: Services, thread_id: str, user: str, request: ChatRequest
+) -> AsyncIterator[dict[str, str]]:
+    """Validate, start the turn's run, and return its SSE frames (for sse-starlette)."""
+    record = await svc.store.get_thread(thread_id)
+    if record is None and (svc.auth is not None or not await _adopted(svc, thread_id)):
+        await svc.store.create_thread(thread_id, user, {})
+    await svc.thread(thread_id, user)  # 404 if it is someone else's
+    graph = svc.runtime.graph
+    before = await graph.aget_state({"configurable": {"thread_id": thread_id}})
+    pending = [i for task in before.tasks for i in task.interrupts]
+    if request.content is not None and pending:
+        raise ApiError(
+            409,
+            "approval_pending",
+            'this thread is waiting for an approval; answer it with {"resume": ...} first',
+        )
+    if request.content is None and not pending:
+        raise ApiError(409, "nothing_to_resume", "this thread has no pending approval")
+    kwargs: dict[str, Any] = {"stream_mode": CHAT_STREAM_MODES}
+    if request.content is None:
+        kwargs["command"] = {"resume": jsonable(request.resume)}
+    else:
+        kwargs["input"] = {"messages": jsonable(with_ids([HumanMessage(request.content)]))}
+    if request.tier:
+        kwargs["config"] = {"configurable": {"tier": request.tier}}
+    run = await svc.runs.create(thread_id, user, kwargs, multitask_strategy="reject")
+    return _frames(svc, run, dict(before.values or {}))
+
+
+async def _adopted(svc: Services, thread_id: str) -> bool:
+    try:
+        await svc.thread(thread_id, "anonymous")
+    except Exception:
+        return False
+    return True
+
+
 def _text(content: Any) -> str:
     if isinstance(content, str):
         return content
@@ -70,124 +112,53 @@ def _text(content: Any) -> str:
     return ""
 
 
-async def chat_events(
-    runtime: Runtime, thread_id: str, request: ChatRequest, *, user_id: str | None = None
-) -> AsyncIterator[dict[str, Any]]:
-    """The frames of one chat turn, as dicts (the caller writes them as SSE)."""
-    graph = runtime.graph
-    config: dict[str, Any] = {"configurable": {"thread_id": thread_id}}
-    if request.tier:
-        config["configurable"]["tier"] = request.tier
-    if user_id:
-        config["configurable"]["user_id"] = user_id
-    before = await graph.aget_state(config)
-    pending = [i for task in before.tasks for i in task.interrupts]
-    if request.content is not None and pending:
-        raise ApiError(
-            409,
-            "approval_pending",
-            'this thread is waiting for an approval; answer it with {"resume": ...} first',
-        )
-    if request.content is None and not pending:
-        raise ApiError(409, "nothing_to_resume", "this thread has no pending approval")
-    graph_input: Any = (
-        Command(resume=request.resume)
-        if request.content is None
-        else {"messages": with_ids([HumanMessage(request.content)])}
-    )
-    return _stream(runtime, graph_input, config, before.values)
+def chat_frames(event: str, data: Any) -> list[dict[str, Any]]:
+    """The chat frames for one run event."""
+    if event == "tasks" and isinstance(data, dict) and "triggers" in data:
+        return [{"node": data["name"]}]
+    if event == "messages":
+        chunk = data[0] if isinstance(data, list) and data else {}
+        if isinstance(chunk, dict) and chunk.get("type") == "AIMessageChunk":
+            token = _text(chunk.get("content"))
+            return [{"token": token}] if token else []
+        return []
+    if event == "updates" and isinstance(data, dict):
+        out: list[dict[str, Any]] = []
+        for node, update in data.items():
+            if node == "__interrupt__" or not isinstance(update, dict):
+                continue
+            if update.get("tier"):
+                out.append({"tier": update["tier"]})
+            verdict = update.get("verdict")
+            if verdict and verdict != "ok":
+                out.append({"verdict": verdict})
+        return out
+    if event == "error" and isinstance(data, dict):
+        code = _ERROR_CODES.get(str(data.get("error")), "run_failed")
+        return [{"error": {"code": code, "message": data.get("message", "")}}]
+    return []
 
 
-async def _stream(
-    runtime: Runtime, graph_input: Any, config: dict[str, Any], before: dict[str, Any]
-) -> AsyncIterator[dict[str, Any]]:
-    graph = runtime.graph
-    try:
-        async for mode, chunk in graph.astream(
-            graph_input,
-            config,
-            stream_mode=["tasks", "messages", "updates"],
-            durability=runtime.settings.durability,
-        ):
-            if mode == "tasks":
-                if "result" not in chunk and "error" not in chunk:
-                    yield {"node": chunk["name"]}
-            elif mode == "messages":
-                message, _meta = chunk
-                if isinstance(message, AIMessageChunk) and (token := _text(message.content)):
-                    yield {"token": token}
-            elif mode == "updates":
-                for node, update in chunk.items():
-                    if node == "__interrupt__" or not isinstance(update, dict):
-                        continue
-                    if update.get("tier"):
-                        yield {"tier": update["tier"]}
-                    verdict = update.get("verdict")
-                    if verdict and verdict != "ok":
-                        yield {"verdict": verdict}
-    except Exception as exc:
-        status, code = status_for(exc)
-        log.exception("run on thread %s failed", config["configurable"]["thread_id"])
-        message = str(exc) if status < 500 or code != "internal_error" else type(exc).__name__
-        yield {"error": {"code": code, "message": message}}
-        return
-    after = await graph.aget_state(config)
+async def _frames(
+    svc: Services, run: RunRecord, before: dict[str, Any]
+) -> AsyncIterator[dict[str, str]]:
+    async for _seq, event, raw in svc.runs.events(run):
+        if event == "end":
+            break
+        for frame in chat_frames(event, json.loads(raw)):
+            yield {"data": dumps(frame)}
+    after = await svc.runtime.graph.aget_state({"configurable": {"thread_id": run.thread_id}})
     interrupts = [i for task in after.tasks for i in task.interrupts]
     if interrupts:
-        yield {"interrupt": jsonable(interrupts)}
-    values = after.values
+        yield {"data": dumps({"interrupt": jsonable(interrupts)})}
+    values = after.values or {}
     spent = float(values.get("cost_usd") or 0.0)
     usage_after, usage_before = values.get("usage") or {}, before.get("usage") or {}
-    yield {
+    final = {
         "tier": values.get("tier"),
         "cost_usd": round(spent - float(before.get("cost_usd") or 0.0), 10),
         "thread_cost_usd": round(spent, 10),
         "usage": {k: v - usage_before.get(k, 0) for k, v in usage_after.items()},
     }
-
-
-class ChatRuns:
-    """Runs in flight, one per thread, each in its own task so a disconnect doesn't stop it."""
-
-    def __init__(self) -> None:
-        self._tasks: dict[str, asyncio.Task[None]] = {}
-
-    def busy(self, thread_id: str) -> bool:
-        return thread_id in self._tasks
-
-    def start(self, thread_id: str, events: AsyncIterator[dict[str, Any]]) -> asyncio.Queue[Any]:
-        """Run ``events`` in the background; return the queue its frames arrive on."""
-        if thread_id in self._tasks:
-            raise ThreadBusy(f"thread {thread_id!r} already has a run in progress")
-        queue: asyncio.Queue[Any] = asyncio.Queue()
-
-        async def pump() -> None:
-            try:
-                async for event in events:
-                    queue.put_nowait(event)
-            finally:
-                queue.put_nowait(_DONE)
-                self._tasks.pop(thread_id, None)
-
-        self._tasks[thread_id] = asyncio.create_task(pump(), name=f"chat:{thread_id}")
-        return queue
-
-    async def shutdown(self, grace: float = 10.0) -> None:
-        """Let runs finish for up to ``grace`` seconds, then cancel the rest."""
-        tasks = list(self._tasks.values())
-        if not tasks:
-            return
-        _done, pending = await asyncio.wait(tasks, timeout=grace)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-
-
-async def sse_frames(queue: asyncio.Queue[Any]) -> AsyncIterator[dict[str, str]]:
-    """SSE frames for sse-starlette from a run's queue, ending with ``[DONE]``."""
-    while True:
-        event = await queue.get()
-        if event is _DONE:
-            yield {"data": "[DONE]"}
-            return
-        yield {"data": dumps(event)}
+    yield {"data": dumps(final)}
+    yield {"data": "[DONE]"}

@@ -31,9 +31,12 @@ log = logging.getLogger(__name__)
 class ApiError(Exception):
     """An error with its HTTP status, raised by route handlers."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, *, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+        self.headers = headers or {}
 
 
 _STATUS: tuple[tuple[type[GraphyardError], int, str], ...] = (
@@ -80,7 +83,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def _api(request: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.status, exc.code, exc.message)
+        response = error_response(exc.status, exc.code, exc.message)
+        response.headers.update(exc.headers)
+        return response
 
     @app.exception_handler(GraphyardError)
     async def _graphyard(request: Request, exc: GraphyardError) -> JSONResponse:

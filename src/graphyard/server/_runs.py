@@ -1,0 +1,498 @@
+"""Runs: background execution, per-thread concurrency, resumable event streams.
+
+A run is created as ``pending`` in the database, then *claimed*: the claim takes the
+thread's lock (a conditional UPDATE the database serializes) and marks the run
+``running``. Whatever process claims it executes it, so two servers sharing one database
+run exactly one run per thread at a time. ``multitask_strategy`` decides what a new run
+does when the thread is busy: ``reject`` (409), ``enqueue`` (waits its turn),
+``interrupt`` (stops the active run, keeping its progress) or ``rollback`` (stops it and
+erases it).
+
+Every event a run emits gets a sequence number, goes to live subscribers in this
+process, and is written to the database in small batches, so a client can reconnect with
+``Last-Event-ID`` (to this or another process) and receive each event exactly once, in
+order.
+
+Each process heartbeats the runs it executes; a run whose process died (same host, pid
+gone) or whose lease expired is marked ``error`` and its thread's lock released.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.messages import BaseMessageChunk, convert_to_messages, message_chunk_to_message
+from langgraph.pregel import Pregel
+from langgraph.types import Command
+
+from graphyard.errors import ThreadBusy
+from graphyard.server._serialize import dumps, jsonable
+from graphyard.server._store import RunRecord, RunStatus, SqliteServerStore, ThreadStatus
+
+__all__ = ["RunManager", "StreamEvent"]
+
+log = logging.getLogger(__name__)
+
+StreamEvent = tuple[int, str, str]
+"""``(seq, event name, JSON data)``; ``seq`` is the SSE ``id``."""
+
+_END = "end"
+_FLUSH_SECONDS = 0.05
+_KEEP_FINISHED_SECONDS = 120.0
+
+
+@dataclass(eq=False)
+class _LiveRun:
+    """Events of a run executing (or recently executed) in this process."""
+
+    run: RunRecord
+    events: list[StreamEvent] = field(default_factory=list)
+    unflushed: list[StreamEvent] = field(default_factory=list)
+    done: bool = False
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+    cancel_action: str | None = None
+    finished_at: float | None = None
+
+    def publish(self, event: str, data: Any) -> None:
+        item = (len(self.events) + 1, event, data if isinstance(data, str) else dumps(data))
+        self.events.append(item)
+        self.unflushed.append(item)
+        self.changed.set()
+        self.changed = asyncio.Event()
+
+
+def _worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _worker_is_dead(worker: str | None, me: str) -> bool:
+    """A worker on this host whose process is gone (a restart) is dead for sure."""
+    if not worker or worker == me:
+        return False
+    host, _, rest = worker.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False  # another machine: only its lease can tell
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return True  # our pid, another incarnation (we restarted)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+class RunManager:
+    """Creates, executes, cancels and streams runs for one graph."""
+
+    def __init__(
+        self,
+        graph: Pregel,
+        store: SqliteServerStore,
+        *,
+        assistant_id: str,
+        durability: str = "sync",
+        lease_seconds: float = 15.0,
+        saver: Any = None,
+    ) -> None:
+        self.graph = graph
+        self.store = store
+        self.assistant_id = assistant_id
+        self.durability = durability
+        self.lease = lease_seconds
+        self.saver = saver
+        self.worker = _worker_id()
+        self._live: dict[str, _LiveRun] = {}
+        self._background: list[asyncio.Task[None]] = []
+        self._wakeup = asyncio.Event()
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.reap_orphans()
+        self._background = [
+            asyncio.create_task(self._heartbeat_loop(), name="graphyard-heartbeat"),
+            asyncio.create_task(self._dispatch_loop(), name="graphyard-dispatch"),
+        ]
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Let running runs finish for ``grace`` seconds, then cancel them (marked error)."""
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        tasks = [live.task for live in self._live.values() if live.task and not live.task.done()]
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=grace)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    async def reap_orphans(self) -> int:
+        """Mark runs whose server died as ``error`` and free their threads."""
+        orphans = await self.store.orphaned_runs(
+            self.lease, lambda w: _worker_is_dead(w, self.worker)
+        )
+        for run in orphans:
+            if run.run_id in self._live:
+                continue
+            log.warning(
+                "run %s on thread %s lost its server; marking it error", run.run_id, run.thread_id
+            )
+            await self.store.finish(run, "error", "error", "the server running this run stopped")
+        return len(orphans)
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(max(self.lease / 3, 0.2))
+            try:
+                mine = [rid for rid, live in self._live.items() if not live.done]
+                requests = await self.store.heartbeat(mine)
+                for run_id, action in requests.items():
+                    live = self._live.get(run_id)
+                    if action and live and not live.done and live.cancel_action is None:
+                        self._cancel_local(live, action)
+                await self.reap_orphans()
+                self._forget_finished()
+            except Exception:  # the loop must survive a transient database error
+                log.exception("heartbeat failed")
+
+    async def _dispatch_loop(self) -> None:
+        """Pick up pending runs whose thread is free (e.g. enqueued by another process)."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), timeout=1.0)
+            self._wakeup.clear()
+            try:
+                for thread_id in await self.store.pending_threads():
+                    await self._dispatch(thread_id)
+            except Exception:
+                log.exception("dispatch failed")
+
+    def _forget_finished(self) -> None:
+        now = time.monotonic()
+        for run_id in [
+            rid
+            for rid, live in self._live.items()
+            if live.finished_at and now - live.finished_at > _KEEP_FINISHED_SECONDS
+        ]:
+            del self._live[run_id]
+
+    # --- creating and executing ------------------------------------------------------------
+
+    async def create(
+        self,
+        thread_id: str,
+        owner: str,
+        kwargs: dict[str, Any],
+        *,
+        metadata: dict[str, Any] | None = None,
+        multitask_strategy: str = "reject",
+    ) -> RunRecord:
+        """Create a run on a thread, applying ``multitask_strategy`` if the thread is busy."""
+        now = time.time()
+        run = RunRecord(
+            run_id=str(uuid.uuid4()),
+            thread_id=thread_id,
+            assistant_id=self.assistant_id,
+            owner=owner,
+            status="pending",
+            created_at=now,
+            updated_at=now,
+            metadata=metadata or {},
+            kwargs=kwargs,
+            multitask_strategy=multitask_strategy,
+        )
+        await self.store.insert_run(run)
+        if await self._claim_and_start(run):
+            return run
+        active = await self.store.active_run_of(thread_id)
+        if multitask_strategy == "reject":
+            await self.store.delete_run(run.run_id)
+            raise ThreadBusy(
+                f"thread {thread_id!r} already has an active run"
+                + (f" ({active.run_id})" if active else "")
+                + "; use multitask_strategy 'enqueue', 'interrupt' or 'rollback'"
+            )
+        if multitask_strategy in ("interrupt", "rollback") and active is not None:
+            await self.cancel(active, multitask_strategy)
+        # enqueue (and the run after an interrupt/rollback) starts when the lock frees
+        self._wakeup.set()
+        return (await self.store.get_run(run.run_id)) or run
+
+    async def _claim_and_start(self, run: RunRecord) -> bool:
+        if not await self.store.claim(run.run_id, run.thread_id, self.worker):
+            return False
+        run.status, run.worker = "running", self.worker
+        live = _LiveRun(run)
+        self._live[run.run_id] = live
+        live.task = asyncio.create_task(self._execute(live), name=f"run:{run.run_id}")
+        return True
+
+    async def _dispatch(self, thread_id: str) -> None:
+        run = await self.store.next_pending(thread_id)
+        if run is not None:
+            await self._claim_and_start(run)
+
+    async def _execute(self, live: _LiveRun) -> None:
+        run = live.run
+        flusher = asyncio.create_task(self._flush_loop(live))
+        status: RunStatus = "success"
+        error: str | None = None
+        before = await self._mark(run.thread_id)
+        try:
+            live.publish("metadata", {"run_id": run.run_id, "attempt": 1})
+            async for event, data in self._graph_events(run):
+                live.publish(event, data)
+        except asyncio.CancelledError:
+            status = "interrupted"
+            if live.cancel_action is None:  # server shutdown, not a user's cancel
+                status, error = "error", "the server stopped during this run"
+                live.publish("error", {"error": "ServerShutdown", "message": error})
+        except Exception as exc:
+            status, error = "error", f"{type(exc).__name__}: {exc}"
+            log.exception("run %s on thread %s failed", run.run_id, run.thread_id)
+            live.publish("error", {"error": type(exc).__name__, "message": str(exc)})
+        live.publish(_END, None)
+        try:
+            await asyncio.shield(self._finish(live, status, error, before))
+        finally:
+            live.done = True
+            live.finished_at = time.monotonic()
+            live.changed.set()
+            flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await flusher
+            await asyncio.shield(self._flush(live))
+            self._wakeup.set()
+
+    async def _finish(
+        self, live: _LiveRun, status: RunStatus, error: str | None, before: Any
+    ) -> None:
+        run = live.run
+        thread_status: ThreadStatus = "error" if status == "error" else "idle"
+        if live.cancel_action == "rollback":
+            await self._rollback_checkpoints(run.thread_id, before)
+        with contextlib.suppress(Exception):
+            snapshot = await self.graph.aget_state({"configurable": {"thread_id": run.thread_id}})
+            if snapshot.next and status != "error":
+                thread_status = "interrupted"
+        await self.store.finish(run, status, thread_status, error)
+        if live.cancel_action == "rollback":
+            await self.store.delete_run(run.run_id)
+
+    async def _mark(self, thread_id: str) -> Any:
+        """Where the thread stands before a run, so a rollback can return it there."""
+        from graphyard.persistence import mark_thread
+
+        try:
+            return await mark_thread(self.saver, thread_id)
+        except NotImplementedError:
+            return None
+
+    async def _rollback_checkpoints(self, thread_id: str, before: Any) -> None:
+        from graphyard.persistence import rollback_to
+
+        if before is None:
+            log.warning("cannot roll back thread %s on this checkpointer; run kept", thread_id)
+            return
+        await rollback_to(self.saver, before)
+
+    async def _flush_loop(self, live: _LiveRun) -> None:
+        while True:
+            await asyncio.sleep(_FLUSH_SECONDS)
+            await self._flush(live)
+
+    async def _flush(self, live: _LiveRun) -> None:
+        if live.unflushed:
+            batch, live.unflushed = live.unflushed, []
+            try:
+                await self.store.append_events(live.run.run_id, batch)
+            except Exception:
+                live.unflushed = batch + live.unflushed
+                raise
+
+    # --- the graph stream in the SDK's event format ----------------------------------------
+
+    async def _graph_events(self, run: RunRecord) -> AsyncIterator[tuple[str, Any]]:
+        kw = run.kwargs
+        requested: list[str] = list(kw.get("stream_mode") or ["values"])
+        config = _run_config(run)
+        graph_input: Any = kw.get("input")
+        if command := kw.get("command"):
+            graph_input = Command(
+                resume=command.get("resume"),
+                update=command.get("update"),
+                goto=command.get("goto") or (),
+            )
+        modes = {m for m in requested if m not in ("events", "messages-tuple")}
+        if "messages-tuple" in requested:
+            modes.add("messages")
+        only_interrupts = "updates" not in modes
+        modes.add("updates")
+        subgraphs = bool(kw.get("stream_subgraphs"))
+        options: dict[str, Any] = {
+            "stream_mode": sorted(modes),
+            "durability": kw.get("durability") or self.durability,
+            "subgraphs": subgraphs,
+        }
+        for key in ("interrupt_before", "interrupt_after"):
+            if kw.get(key):
+                options[key] = kw[key]
+        partial: dict[str, BaseMessageChunk] = {}
+
+        def translate(ns: Sequence[str], mode: str, chunk: Any) -> list[tuple[str, Any]]:
+            suffix = f"|{'|'.join(ns)}" if ns else ""
+            if mode == "messages":
+                if "messages-tuple" in requested:
+                    return [("messages" + suffix, jsonable(list(chunk)))]
+                if "messages" not in requested:
+                    return []
+                return _messages_v1(partial, chunk, suffix)
+            if mode == "updates" and only_interrupts:
+                if isinstance(chunk, dict) and chunk.get("__interrupt__"):
+                    return [("values" + suffix, jsonable(chunk))]
+                return []
+            return [(mode + suffix, jsonable(chunk))]
+
+        if "events" in requested:
+            root: str | None = None
+            async for event in self.graph.astream_events(
+                graph_input, config, version="v2", **options
+            ):
+                root = root or event.get("run_id")
+                if event.get("event") == "on_chain_stream" and event.get("run_id") == root:
+                    chunk = event["data"]["chunk"]
+                    ns, mode, data = chunk if subgraphs else ((), *chunk)
+                    for item in translate(ns, mode, data):
+                        yield item
+                yield "events", jsonable(event)
+            return
+        async for item in self.graph.astream(graph_input, config, **options):
+            ns, mode, chunk = item if subgraphs else ((), *item)
+            for out in translate(ns, mode, chunk):
+                yield out
+
+    # --- cancel, wait, stream --------------------------------------------------------------
+
+    def _cancel_local(self, live: _LiveRun, action: str) -> None:
+        live.cancel_action = action
+        if live.task and not live.task.done():
+            live.task.cancel()
+
+    async def cancel(self, run: RunRecord, action: str = "interrupt") -> None:
+        """Stop a run: at once if it runs here, through the database if elsewhere."""
+        live = self._live.get(run.run_id)
+        if live is not None and not live.done:
+            self._cancel_local(live, action)
+        else:
+            await self.store.request_cancel(run.run_id, action)
+            if action == "rollback":
+                current = await self.store.get_run(run.run_id)
+                if (
+                    current is not None
+                    and current.status == "interrupted"
+                    and current.worker is None
+                ):
+                    await self.store.delete_run(run.run_id)  # it never started
+        self._wakeup.set()
+
+    async def wait(self, run: RunRecord, *, poll: float = 0.1) -> RunRecord:
+        """Wait for a run to end; returns its final record."""
+        live = self._live.get(run.run_id)
+        if live is not None:
+            while not live.done:
+                await live.changed.wait()
+        while True:
+            current = await self.store.get_run(run.run_id)
+            if current is None or current.status not in ("pending", "running"):
+                return current or run
+            await asyncio.sleep(poll)
+
+    async def events(self, run: RunRecord, after: int = 0) -> AsyncIterator[StreamEvent]:
+        """The run's events after ``after``, then live ones until it ends; each exactly once."""
+        live = self._live.get(run.run_id)
+        last = after
+        if live is not None:
+            while True:
+                while last < len(live.events):
+                    last += 1
+                    yield live.events[last - 1]
+                if live.done:
+                    return
+                await live.changed.wait()
+        while True:  # executed by another process (or before our restart): read the database
+            for item in await self.store.read_events(run.run_id, last):
+                last = item[0]
+                yield item
+                if item[1] == _END:
+                    return
+            current = await self.store.get_run(run.run_id)
+            if current is None or current.status not in ("pending", "running"):
+                for item in await self.store.read_events(run.run_id, last):
+                    yield item
+                return
+            live = self._live.get(run.run_id)
+            if live is not None:  # it was dispatched here meanwhile
+                async for item in self.events(run, last):
+                    yield item
+                return
+            await asyncio.sleep(0.1)
+
+    def is_local(self, run_id: str) -> bool:
+        return run_id in self._live
+
+
+def _run_config(run: RunRecord) -> dict[str, Any]:
+    kw = run.kwargs
+    given = dict(kw.get("config") or {})
+    configurable = {**(given.get("configurable") or {}), **(kw.get("context") or {})}
+    configurable["thread_id"] = run.thread_id
+    checkpoint = kw.get("checkpoint") or {}
+    if checkpoint_id := kw.get("checkpoint_id") or checkpoint.get("checkpoint_id"):
+        configurable["checkpoint_id"] = checkpoint_id
+    if checkpoint.get("checkpoint_ns"):
+        configurable["checkpoint_ns"] = checkpoint["checkpoint_ns"]
+    configurable["user_id"] = run.owner
+    metadata = {**(given.get("metadata") or {}), **run.metadata, "run_id": run.run_id}
+    config: dict[str, Any] = {**given, "configurable": configurable, "metadata": metadata}
+    config["run_id"] = uuid.UUID(run.run_id)
+    if "recursion_limit" in given:
+        config["recursion_limit"] = given["recursion_limit"]
+    return config
+
+
+def _messages_v1(
+    partial: dict[str, BaseMessageChunk], chunk: Any, suffix: str
+) -> list[tuple[str, Any]]:
+    """The SDK's non-tuple ``messages`` mode: metadata once per message, then partials."""
+    message, meta = chunk
+    if isinstance(message, dict):
+        message = convert_to_messages([message])[0]
+    out: list[tuple[str, Any]] = []
+    key = str(message.id)
+    if key not in partial:
+        out.append(("messages/metadata" + suffix, {key: {"metadata": jsonable(meta)}}))
+        partial[key] = message
+    elif isinstance(message, BaseMessageChunk):
+        partial[key] = partial[key] + message  # type: ignore[operator]
+    else:
+        partial[key] = message
+    current = partial[key]
+    if isinstance(message, BaseMessageChunk):
+        out.append(("messages/partial" + suffix, [jsonable(current)]))
+    else:
+        out.append(("messages/complete" + suffix, [jsonable(message_chunk_to_message(current))]))  # type: ignore[arg-type]
+    return out

@@ -1,0 +1,463 @@
+"""Server records beside the checkpoints: threads, runs, run events and the per-thread lock.
+
+They live in the checkpointer's own database, never in process memory, so that
+
+- two server processes sharing a database admit exactly one active run per thread: the
+  lock is a conditional ``UPDATE ... WHERE active_run_id IS NULL`` that the database
+  serializes;
+- a client can resume a stream with ``Last-Event-ID`` after a reconnect, from any process;
+- a run that was active when its server died is found and marked ``error`` on restart.
+
+SQLite (WAL, its own aiosqlite connection to the checkpoint file) is implemented here.
+This module must never hold a Python-level lock across processes or trust memory for
+anything another process needs to see.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import aiosqlite
+
+__all__ = ["RunRecord", "RunStatus", "SqliteServerStore", "ThreadRecord", "ThreadStatus"]
+
+RunStatus = Literal["pending", "running", "error", "success", "timeout", "interrupted"]
+"""The LangGraph SDK's run statuses."""
+ThreadStatus = Literal["idle", "busy", "interrupted", "error"]
+"""The LangGraph SDK's thread statuses."""
+ACTIVE: tuple[RunStatus, ...] = ("pending", "running")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS graphyard_threads (
+    thread_id     TEXT PRIMARY KEY,
+    owner         TEXT NOT NULL,
+    created_at    REAL NOT NULL,
+    updated_at    REAL NOT NULL,
+    metadata      TEXT NOT NULL DEFAULT '{}',
+    status        TEXT NOT NULL DEFAULT 'idle',
+    active_run_id TEXT
+);
+CREATE INDEX IF NOT EXISTS graphyard_threads_owner ON graphyard_threads(owner, updated_at);
+CREATE TABLE IF NOT EXISTS graphyard_runs (
+    run_id        TEXT PRIMARY KEY,
+    thread_id     TEXT NOT NULL,
+    assistant_id  TEXT NOT NULL,
+    owner         TEXT NOT NULL,
+    status        TEXT NOT NULL,
+    created_at    REAL NOT NULL,
+    updated_at    REAL NOT NULL,
+    metadata      TEXT NOT NULL DEFAULT '{}',
+    kwargs        TEXT NOT NULL DEFAULT '{}',
+    multitask_strategy TEXT NOT NULL DEFAULT 'reject',
+    worker        TEXT,
+    heartbeat_at  REAL,
+    cancel        TEXT,
+    error         TEXT
+);
+CREATE INDEX IF NOT EXISTS graphyard_runs_thread ON graphyard_runs(thread_id, created_at);
+CREATE INDEX IF NOT EXISTS graphyard_runs_status ON graphyard_runs(status);
+CREATE TABLE IF NOT EXISTS graphyard_run_events (
+    run_id  TEXT NOT NULL,
+    seq     INTEGER NOT NULL,
+    event   TEXT NOT NULL,
+    data    TEXT NOT NULL,
+    PRIMARY KEY (run_id, seq)
+) WITHOUT ROWID;
+"""
+
+
+@dataclass(slots=True)
+class ThreadRecord:
+    thread_id: str
+    owner: str
+    created_at: float
+    updated_at: float
+    metadata: dict[str, Any]
+    status: ThreadStatus
+    active_run_id: str | None
+
+
+@dataclass(slots=True)
+class RunRecord:
+    run_id: str
+    thread_id: str
+    assistant_id: str
+    owner: str
+    status: RunStatus
+    created_at: float
+    updated_at: float
+    metadata: dict[str, Any] = field(default_factory=dict)
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    multitask_strategy: str = "reject"
+    worker: str | None = None
+    heartbeat_at: float | None = None
+    cancel: str | None = None
+    error: str | None = None
+
+
+def _thread(row: Sequence[Any]) -> ThreadRecord:
+    return ThreadRecord(row[0], row[1], row[2], row[3], json.loads(row[4]), row[5], row[6])
+
+
+_RUN_COLUMNS = (
+    "run_id, thread_id, assistant_id, owner, status, created_at, updated_at, metadata, kwargs,"
+    " multitask_strategy, worker, heartbeat_at, cancel, error"
+)
+
+
+def _run(row: Sequence[Any]) -> RunRecord:
+    return RunRecord(
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        row[4],
+        row[5],
+        row[6],
+        json.loads(row[7]),
+        json.loads(row[8]),
+        row[9],
+        row[10],
+        row[11],
+        row[12],
+        row[13],
+    )
+
+
+class SqliteServerStore:
+    """Threads, runs, events and locks in the SQLite checkpoint file."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._conn: aiosqlite.Connection | None = None
+        self._write = asyncio.Lock()  # one transaction at a time on our one connection
+
+    async def open(self) -> None:
+        self._conn = await aiosqlite.connect(self.path, isolation_level=None, timeout=30)
+        await self._conn.execute("PRAGMA journal_mode=WAL")
+        await self._conn.execute("PRAGMA synchronous=NORMAL")
+        await self._conn.execute("PRAGMA busy_timeout=30000")
+        await self._conn.executescript(_SCHEMA)
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
+
+    @property
+    def conn(self) -> aiosqlite.Connection:
+        assert self._conn is not None, "store is not open"
+        return self._conn
+
+    @asynccontextmanager
+    async def _tx(self):  # type: ignore[no-untyped-def]
+        """One write transaction. BEGIN IMMEDIATE takes the write lock up front, so two
+        processes never both read-then-write the same lock row."""
+        async with self._write:
+            await self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                await self.conn.execute("ROLLBACK")
+                raise
+            else:
+                await self.conn.execute("COMMIT")
+
+    async def _one(self, sql: str, args: Iterable[Any] = ()) -> Any:
+        async with self.conn.execute(sql, tuple(args)) as cursor:
+            return await cursor.fetchone()
+
+    async def _all(self, sql: str, args: Iterable[Any] = ()) -> list[Any]:
+        async with self.conn.execute(sql, tuple(args)) as cursor:
+            return list(await cursor.fetchall())
+
+    # --- threads -------------------------------------------------------------------------
+
+    async def create_thread(
+        self, thread_id: str, owner: str, metadata: dict[str, Any], *, if_exists: str = "raise"
+    ) -> ThreadRecord | None:
+        """Create a thread; ``None`` if it exists (the caller decides what that means)."""
+        now = time.time()
+        async with self._tx() as conn:
+            cursor = await conn.execute(
+                "INSERT OR IGNORE INTO graphyard_threads"
+                " (thread_id, owner, created_at, updated_at, metadata) VALUES (?, ?, ?, ?, ?)",
+                (thread_id, owner, now, now, json.dumps(metadata)),
+            )
+            created = cursor.rowcount == 1
+        return await self.get_thread(thread_id) if created else None
+
+    async def get_thread(self, thread_id: str) -> ThreadRecord | None:
+        row = await self._one(
+            "SELECT thread_id, owner, created_at, updated_at, metadata, status, active_run_id"
+            " FROM graphyard_threads WHERE thread_id = ?",
+            (thread_id,),
+        )
+        return _thread(row) if row else None
+
+    async def update_thread(
+        self, thread_id: str, *, metadata: dict[str, Any] | None = None, status: str | None = None
+    ) -> None:
+        sets, args = ["updated_at = ?"], [time.time()]
+        if metadata is not None:
+            sets.append("metadata = ?")
+            args.append(json.dumps(metadata))
+        if status is not None:
+            sets.append("status = ?")
+            args.append(status)
+        async with self._tx() as conn:
+            await conn.execute(
+                f"UPDATE graphyard_threads SET {', '.join(sets)} WHERE thread_id = ?",
+                (*args, thread_id),
+            )
+
+    async def delete_thread(self, thread_id: str) -> None:
+        async with self._tx() as conn:
+            await conn.execute(
+                "DELETE FROM graphyard_run_events WHERE run_id IN"
+                " (SELECT run_id FROM graphyard_runs WHERE thread_id = ?)",
+                (thread_id,),
+            )
+            await conn.execute("DELETE FROM graphyard_runs WHERE thread_id = ?", (thread_id,))
+            await conn.execute("DELETE FROM graphyard_threads WHERE thread_id = ?", (thread_id,))
+
+    async def search_threads(
+        self,
+        owner: str | None,
+        *,
+        metadata: dict[str, Any] | None = None,
+        status: str | None = None,
+        ids: Sequence[str] | None = None,
+        limit: int = 10,
+        offset: int = 0,
+        sort_by: str = "created_at",
+        sort_order: str = "desc",
+    ) -> list[ThreadRecord]:
+        where, args = [], []
+        if owner is not None:
+            where.append("owner = ?")
+            args.append(owner)
+        if status:
+            where.append("status = ?")
+            args.append(status)
+        if ids:
+            where.append(f"thread_id IN ({', '.join('?' * len(ids))})")
+            args.extend(ids)
+        for key, value in (metadata or {}).items():
+            where.append("json_extract(metadata, ?) = json_extract(?, '$')")
+            args.extend([f'$."{key}"', json.dumps(value)])
+        column = {
+            "created_at": "created_at",
+            "updated_at": "updated_at",
+            "thread_id": "thread_id",
+            "status": "status",
+        }.get(sort_by, "created_at")
+        order = "ASC" if sort_order.lower() == "asc" else "DESC"
+        sql = (
+            "SELECT thread_id, owner, created_at, updated_at, metadata, status, active_run_id"
+            " FROM graphyard_threads"
+            + (f" WHERE {' AND '.join(where)}" if where else "")
+            + f" ORDER BY {column} {order} LIMIT ? OFFSET ?"
+        )
+        return [_thread(r) for r in await self._all(sql, (*args, limit, offset))]
+
+    async def count_threads(self, owner: str | None) -> int:
+        if owner is None:
+            row = await self._one("SELECT COUNT(*) FROM graphyard_threads")
+        else:
+            row = await self._one(
+                "SELECT COUNT(*) FROM graphyard_threads WHERE owner = ?", (owner,)
+            )
+        return int(row[0])
+
+    # --- runs and the thread lock --------------------------------------------------------
+
+    async def insert_run(self, run: RunRecord) -> None:
+        async with self._tx() as conn:
+            await conn.execute(
+                f"INSERT INTO graphyard_runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * 14)})",
+                (
+                    run.run_id,
+                    run.thread_id,
+                    run.assistant_id,
+                    run.owner,
+                    run.status,
+                    run.created_at,
+                    run.updated_at,
+                    json.dumps(run.metadata),
+                    json.dumps(run.kwargs),
+                    run.multitask_strategy,
+                    run.worker,
+                    run.heartbeat_at,
+                    run.cancel,
+                    run.error,
+                ),
+            )
+            await conn.execute(
+                "UPDATE graphyard_threads SET updated_at = ? WHERE thread_id = ?",
+                (run.created_at, run.thread_id),
+            )
+
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        row = await self._one(
+            f"SELECT {_RUN_COLUMNS} FROM graphyard_runs WHERE run_id = ?", (run_id,)
+        )
+        return _run(row) if row else None
+
+    async def list_runs(
+        self, thread_id: str, *, status: str | None = None, limit: int = 10, offset: int = 0
+    ) -> list[RunRecord]:
+        sql = f"SELECT {_RUN_COLUMNS} FROM graphyard_runs WHERE thread_id = ?"
+        args: list[Any] = [thread_id]
+        if status:
+            sql += " AND status = ?"
+            args.append(status)
+        sql += " ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?"
+        return [_run(r) for r in await self._all(sql, (*args, limit, offset))]
+
+    async def delete_run(self, run_id: str) -> None:
+        async with self._tx() as conn:
+            await conn.execute("DELETE FROM graphyard_run_events WHERE run_id = ?", (run_id,))
+            await conn.execute("DELETE FROM graphyard_runs WHERE run_id = ?", (run_id,))
+
+    async def claim(self, run_id: str, thread_id: str, worker: str) -> bool:
+        """Take the thread's lock for a pending run and mark it running; False if held."""
+        now = time.time()
+        async with self._tx() as conn:
+            cursor = await conn.execute(
+                "UPDATE graphyard_threads SET active_run_id = ?, status = 'busy', updated_at = ?"
+                " WHERE thread_id = ? AND active_run_id IS NULL",
+                (run_id, now, thread_id),
+            )
+            if cursor.rowcount != 1:
+                return False
+            cursor = await conn.execute(
+                "UPDATE graphyard_runs SET status = 'running', worker = ?, heartbeat_at = ?,"
+                " updated_at = ? WHERE run_id = ? AND status = 'pending'",
+                (worker, now, now, run_id),
+            )
+            if cursor.rowcount != 1:  # cancelled or deleted meanwhile: give the lock back
+                await conn.execute(
+                    "UPDATE graphyard_threads SET active_run_id = NULL, status = 'idle'"
+                    " WHERE thread_id = ? AND active_run_id = ?",
+                    (thread_id, run_id),
+                )
+                return False
+        return True
+
+    async def finish(
+        self, run: RunRecord, status: RunStatus, thread_status: ThreadStatus, error: str | None
+    ) -> None:
+        """Record a run's end and release its thread's lock, in one transaction."""
+        now = time.time()
+        async with self._tx() as conn:
+            await conn.execute(
+                "UPDATE graphyard_runs SET status = ?, error = ?, updated_at = ?, heartbeat_at = NULL"
+                " WHERE run_id = ?",
+                (status, error, now, run.run_id),
+            )
+            pending = await conn.execute(
+                "SELECT 1 FROM graphyard_runs WHERE thread_id = ? AND status = 'pending' LIMIT 1",
+                (run.thread_id,),
+            )
+            has_pending = await pending.fetchone() is not None
+            await conn.execute(
+                "UPDATE graphyard_threads SET active_run_id = NULL, status = ?, updated_at = ?"
+                " WHERE thread_id = ? AND active_run_id = ?",
+                ("busy" if has_pending else thread_status, now, run.thread_id, run.run_id),
+            )
+
+    async def next_pending(self, thread_id: str) -> RunRecord | None:
+        row = await self._one(
+            f"SELECT {_RUN_COLUMNS} FROM graphyard_runs WHERE thread_id = ? AND status = 'pending'"
+            " ORDER BY created_at, rowid LIMIT 1",
+            (thread_id,),
+        )
+        return _run(row) if row else None
+
+    async def pending_threads(self) -> list[str]:
+        """Threads with a pending run and a free lock: work any process may pick up."""
+        rows = await self._all(
+            "SELECT DISTINCT r.thread_id FROM graphyard_runs r JOIN graphyard_threads t"
+            " ON t.thread_id = r.thread_id WHERE r.status = 'pending' AND t.active_run_id IS NULL"
+        )
+        return [r[0] for r in rows]
+
+    async def request_cancel(self, run_id: str, action: str) -> RunRecord | None:
+        """Ask whichever process runs ``run_id`` to stop it; a pending run stops at once."""
+        async with self._tx() as conn:
+            await conn.execute(
+                "UPDATE graphyard_runs SET cancel = ?, updated_at = ? WHERE run_id = ?"
+                " AND status IN ('pending', 'running')",
+                (action, time.time(), run_id),
+            )
+            await conn.execute(
+                "UPDATE graphyard_runs SET status = 'interrupted' WHERE run_id = ?"
+                " AND status = 'pending'",
+                (run_id,),
+            )
+        return await self.get_run(run_id)
+
+    async def heartbeat(self, run_ids: Sequence[str]) -> dict[str, str | None]:
+        """Refresh the lease of our running runs; returns each one's cancel request."""
+        if not run_ids:
+            return {}
+        marks = ", ".join("?" * len(run_ids))
+        async with self._tx() as conn:
+            await conn.execute(
+                f"UPDATE graphyard_runs SET heartbeat_at = ? WHERE run_id IN ({marks})",
+                (time.time(), *run_ids),
+            )
+        rows = await self._all(
+            f"SELECT run_id, cancel FROM graphyard_runs WHERE run_id IN ({marks})", run_ids
+        )
+        return {r[0]: r[1] for r in rows}
+
+    async def orphaned_runs(self, lease: float, is_dead: Any) -> list[RunRecord]:
+        """Running runs whose worker died: its process is gone, or its lease ran out."""
+        rows = await self._all(
+            f"SELECT {_RUN_COLUMNS} FROM graphyard_runs WHERE status = 'running'"
+        )
+        now = time.time()
+        return [
+            run
+            for run in map(_run, rows)
+            if is_dead(run.worker) or (run.heartbeat_at or 0) < now - lease
+        ]
+
+    async def active_run_of(self, thread_id: str) -> RunRecord | None:
+        row = await self._one(
+            f"SELECT {_RUN_COLUMNS} FROM graphyard_runs WHERE run_id ="
+            " (SELECT active_run_id FROM graphyard_threads WHERE thread_id = ?)",
+            (thread_id,),
+        )
+        return _run(row) if row else None
+
+    # --- events --------------------------------------------------------------------------
+
+    async def append_events(self, run_id: str, events: Sequence[tuple[int, str, str]]) -> None:
+        async with self._tx() as conn:
+            await conn.executemany(
+                "INSERT OR IGNORE INTO graphyard_run_events (run_id, seq, event, data)"
+                " VALUES (?, ?, ?, ?)",
+                [(run_id, seq, event, data) for seq, event, data in events],
+            )
+
+    async def read_events(self, run_id: str, after: int) -> list[tuple[int, str, str]]:
+        rows = await self._all(
+            "SELECT seq, event, data FROM graphyard_run_events WHERE run_id = ? AND seq > ?"
+            " ORDER BY seq",
+            (run_id, after),
+        )
+        return [(int(r[0]), str(r[1]), str(r[2])) for r in rows]
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
