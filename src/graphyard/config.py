@@ -14,6 +14,8 @@ Example::
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -37,10 +39,12 @@ __all__ = [
     "Durability",
     "LocalModelConfig",
     "ModelPrice",
+    "PostgresConfig",
     "Settings",
     "TierConfig",
     "TierName",
     "config_reference",
+    "parse_duration",
 ]
 
 TierName = Literal["cheap", "mid", "strong"]
@@ -58,6 +62,26 @@ last transactions on power loss (not on a process crash) and is several times fa
 
 DEFAULT_CONFIG_FILE = Path("graphyard.toml")
 
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> timedelta:
+    """A duration written like ``90s``, ``15m``, ``12h``, ``7d`` or ``2w``.
+
+    >>> parse_duration("7d"), parse_duration("1.5h")
+    (datetime.timedelta(days=7), datetime.timedelta(seconds=5400))
+    """
+    match = _DURATION.match(text)
+    if match is None:
+        from graphyard.errors import ConfigError
+
+        raise ConfigError(
+            f"duration {text!r} is not understood: write a number and a unit, "
+            "s, m, h, d or w, e.g. '30d' or '12h'"
+        )
+    return timedelta(seconds=float(match.group(1)) * _DURATION_UNITS[match.group(2)])
+
 
 class TierConfig(BaseModel):
     """One model tier."""
@@ -74,6 +98,8 @@ class TierConfig(BaseModel):
     """Override the model's context window (tokens); by default taken from the model's profile."""
     temperature: float | None = None
     """Sampling temperature; the provider's default when unset."""
+    proxy: str | None = None
+    """Send this tier's requests through a proxy (``socks5://host:port`` or ``http://host:port``), e.g. Tailscale's userspace proxy; other tiers go direct."""
 
     @field_validator("model")
     @classmethod
@@ -85,6 +111,21 @@ class TierConfig(BaseModel):
             raise ConfigError(
                 f"model {value!r} needs a provider prefix, e.g. 'local:smollm2', "
                 "'anthropic:claude-haiku-4-5', 'ollama:qwen3:8b' or 'openai:gpt-4.1-mini'"
+            )
+        return value
+
+    @field_validator("proxy")
+    @classmethod
+    def _proxy_url(cls, value: str | None) -> str | None:
+        scheme, sep, rest = (value or "").partition("://")
+        if value is not None and (
+            not sep or not rest or scheme not in ("http", "https", "socks5", "socks5h")
+        ):
+            from graphyard.errors import ConfigError
+
+            raise ConfigError(
+                f"proxy {value!r} must be a URL like socks5://localhost:1055 or "
+                "http://localhost:1056 (schemes: http, https, socks5, socks5h)"
             )
         return value
 
@@ -102,6 +143,32 @@ class LocalModelConfig(BaseModel):
     """A GGUF file to serve instead of the bundled SmolLM2-135M."""
     startup_timeout: float = 120.0
     """Seconds a request waits for the model server to come up before failing."""
+
+
+class PostgresConfig(BaseModel):
+    """The connection pool of a ``postgresql://`` checkpointer (psycopg_pool)."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid")
+
+    min_size: int = Field(1, ge=0)
+    """Connections the pool keeps open while idle."""
+    max_size: int = Field(10, ge=1)
+    """Most connections the pool opens; each running graph step holds one briefly."""
+    timeout: float = Field(30.0, gt=0)
+    """Seconds to wait for a free connection (and for the server at startup) before failing."""
+    max_idle: float = Field(600.0, gt=0)
+    """Seconds an idle connection above ``min_size`` stays open."""
+
+    @model_validator(mode="after")
+    def _sizes(self) -> PostgresConfig:
+        if self.max_size < self.min_size:
+            from graphyard.errors import ConfigError
+
+            raise ConfigError(
+                f"postgres.max_size ({self.max_size}) is below postgres.min_size "
+                f"({self.min_size}); raise GRAPHYARD_POSTGRES__MAX_SIZE"
+            )
+        return self
 
 
 class ModelPrice(BaseModel):
@@ -132,11 +199,17 @@ class Settings(BaseSettings):
     )
 
     checkpointer: str = "sqlite:///graphyard.db"
-    """Where thread state lives: ``sqlite:///relative.db``, ``sqlite:////abs/path.db``."""
+    """Where thread state lives: ``sqlite:///relative.db``, ``sqlite:////abs/path.db``, ``postgresql://user:pass@host/db``."""
     sqlite_synchronous: SqliteSynchronous = "FULL"
     """SQLite ``PRAGMA synchronous`` for the checkpoint database."""
     durability: Durability = "sync"
     """When checkpoints are written during a run."""
+    postgres: PostgresConfig = PostgresConfig()
+    """Connection pool of a ``postgresql://`` checkpointer."""
+    thread_ttl: str | None = None
+    """Delete threads idle longer than this (e.g. ``30d``); the server checks on a schedule. Never when unset."""
+    thread_ttl_check_every: str = "1h"
+    """How often the server looks for threads idle past ``thread_ttl``."""
 
     graph: str | None = None
     """The graph to serve as ``module:attribute``; the reference support agent when unset."""
@@ -174,17 +247,35 @@ class Settings(BaseSettings):
     shop_db: Path = Path("graphyard-shop.db")
     """The reference agent's demo shop (orders, tickets), created on first use."""
 
+    api_keys: dict[str, str] = {}
+    """API keys mapped to user ids, e.g. ``{"sk-alice": "alice"}``; sent as ``x-api-key`` or a bearer token."""
+    auth: str | None = None
+    """A custom authenticator ``module:function`` (request headers in, user id or None out)."""
+    max_body_bytes: int = Field(1_000_000, ge=1024)
+    """Larger request bodies are refused with 413 before anything runs."""
+    rate_limit_per_minute: int | None = Field(None, ge=1)
+    """Requests per user per minute; beyond it 429 with ``Retry-After``. Off when unset."""
+    run_lease_seconds: float = Field(15.0, gt=0)
+    """A run whose server stops heartbeating for this long is marked ``error``."""
+
     @model_validator(mode="before")
     @classmethod
     def _merge_partial_sections(cls, data: Any) -> Any:
         """``GRAPHYARD_CHEAP__MAX_TOKENS=48`` alone changes one field, not the whole tier."""
         if isinstance(data, dict):
-            for name in ("cheap", "mid", "strong", "local"):
+            for name in ("cheap", "mid", "strong", "local", "postgres"):
                 given = data.get(name)
                 if isinstance(given, dict):
                     default = cls.model_fields[name].default
                     data[name] = {**default.model_dump(exclude_unset=False), **given}
         return data
+
+    @field_validator("thread_ttl", "thread_ttl_check_every")
+    @classmethod
+    def _is_duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)  # raises ConfigError with the accepted forms
+        return value
 
     @classmethod
     def settings_customise_sources(
