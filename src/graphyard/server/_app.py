@@ -20,7 +20,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 import graphyard
 from graphyard._runtime import GraphSource, open_runtime
 from graphyard.config import Settings, TierName
-from graphyard.persistence import sqlite_path
+from graphyard.persistence import sqlite_path, ttl_sweeps
 from graphyard.server import _api_runs, _api_threads
 from graphyard.server._auth import load_authenticator
 from graphyard.server._chat import ChatRequest, start_chat
@@ -34,6 +34,7 @@ __all__ = ["create_app"]
 
 log = logging.getLogger(__name__)
 
+Svc = Annotated[Services, Depends(services)]
 ThreadId = Annotated[str, Path(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9._:-]+$")]
 
 
@@ -88,7 +89,14 @@ def create_app(
                 "on" if auth else "off (loopback only)",
             )
             try:
-                yield
+                # Deletes threads idle past settings.thread_ttl, in a background task.
+                async with ttl_sweeps(
+                    runtime.saver,
+                    settings.thread_ttl,
+                    settings.thread_ttl_check_every,
+                    on_deleted=store.delete_thread,
+                ):
+                    yield
             finally:
                 await svc.runs.stop()
                 await store.close()
@@ -103,8 +111,6 @@ def create_app(
     install_error_handlers(app)
     app.include_router(_api_threads.router)
     app.include_router(_api_runs.router)
-
-    Svc = Annotated[Services, Depends(services)]
 
     @app.get("/ok", tags=["meta"])
     async def ok() -> dict[str, bool]:
