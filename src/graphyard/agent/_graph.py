@@ -33,7 +33,6 @@ from langchain_core.messages import (
 )
 from langchain_core.messages.utils import count_tokens_approximately
 from langchain_core.runnables import RunnableConfig
-from langchain_core.tools import BaseTool
 from langgraph.graph import END, START, StateGraph
 from langgraph.prebuilt import ToolNode
 
@@ -94,10 +93,12 @@ def build_graph(
     def budget(tier: Tier) -> int:
         return int(tier.context_window * settings.context_fraction) - tier.max_tokens
 
+    tool_tokens = count_tokens_approximately([], tools=list(tools))
+
     def plan(state: AgentState, tier: Tier) -> Any:
         system = system_prompt(tier, state.get("verdict"))
-        counter = _counter(tools_by_tier[tier.name])
-        return plan_window(state["messages"], budget(tier), system=system, counter=counter)
+        overhead = tool_tokens if tools_by_tier[tier.name] else 0  # schemas count once
+        return plan_window(state["messages"], budget(tier) - overhead, system=system)
 
     async def route(state: AgentState, config: RunnableConfig) -> dict[str, Any]:
         configurable = config.get("configurable", {})
@@ -127,10 +128,13 @@ def build_graph(
             if calls:
                 return {"messages": [AIMessage(content="", tool_calls=calls, id=_id())]}
         view = apply_window(messages, window)
+        # Without tool definitions a provider rejects tool_use/tool_result blocks (Anthropic
+        # answers 400), so once the turn's tools are spent the exchanges go in as text.
+        offer_tools = tier.supports_tools and state["tool_calls_remaining"] > 0
         prompt: list[BaseMessage] = [system_prompt(tier, state.get("verdict"))]
-        prompt += view if tier.supports_tools else _fold_tool_results(view)
+        prompt += view if offer_tools else _fold_tool_results(view)
         model: Any = tier.chat_model
-        if tier.supports_tools and state["tool_calls_remaining"] > 0:
+        if offer_tools:
             model = model.bind_tools(tools)
         response = await model.ainvoke(prompt)
         if response.id is None:
@@ -285,14 +289,6 @@ def _fold_tool_results(view: Sequence[BaseMessage]) -> list[BaseMessage]:
     return out
 
 
-def _counter(tools: Sequence[BaseTool]) -> Any:
-    if not tools:
-        return count_tokens_approximately
-
-    def count(messages: Sequence[BaseMessage]) -> int:
-        return count_tokens_approximately(messages, tools=list(tools))
-
-    return count
 
 
 def _usage(usage: Mapping[str, Any]) -> Usage:

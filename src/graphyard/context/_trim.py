@@ -141,7 +141,8 @@ def plan_window(
 
 
 def apply_window(messages: Sequence[BaseMessage], plan: WindowPlan) -> list[BaseMessage]:
-    """The messages a model call sees under ``plan`` (copies; the originals are untouched)."""
+    """The messages a model call sees under ``plan``: a new list (treat its messages as
+    read-only; only a cut message is a copy)."""
     if plan["total"] != len(messages):
         raise ValueError("the window plan was made for a different history; plan again")
     view = list(messages[plan["start"] :])

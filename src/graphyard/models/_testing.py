@@ -27,7 +27,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.messages.utils import count_tokens_approximately
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, SkipValidation
 
 __all__ = ["Response", "ScriptedChatModel"]
 
@@ -43,7 +43,7 @@ class ScriptedChatModel(BaseChatModel):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    responses: Sequence[Response] = ("ok",)
+    responses: SkipValidation[Sequence[Response]] = ("ok",)
     """The answers, in order."""
     delay: float = 0.0
     """Seconds between streamed tokens (async streaming only)."""
