@@ -248,7 +248,8 @@ class RunManager:
 
     async def _execute(self, live: _LiveRun) -> None:
         run = live.run
-        flusher = asyncio.create_task(self._flush_loop(live))
+        stop_flushing = asyncio.Event()
+        flusher = asyncio.create_task(self._flush_loop(live, stop_flushing))
         status: RunStatus = "success"
         error: str | None = None
         before = await self._mark(run.thread_id)
@@ -272,9 +273,9 @@ class RunManager:
             live.done = True
             live.finished_at = time.monotonic()
             live.changed.set()
-            flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await flusher
+            stop_flushing.set()  # never cancel a flush: it may be inside a transaction
+            with contextlib.suppress(Exception):
+                await asyncio.shield(flusher)
             await asyncio.shield(self._flush(live))
             self._wakeup.set()
 
@@ -310,18 +311,22 @@ class RunManager:
             return
         await rollback_to(self.saver, before)
 
-    async def _flush_loop(self, live: _LiveRun) -> None:
-        while True:
-            await asyncio.sleep(_FLUSH_SECONDS)
-            await self._flush(live)
+    async def _flush_loop(self, live: _LiveRun, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=_FLUSH_SECONDS)
+            try:
+                await self._flush(live)
+            except Exception:
+                log.exception("could not store events of run %s; will retry", live.run.run_id)
 
     async def _flush(self, live: _LiveRun) -> None:
         if live.unflushed:
             batch, live.unflushed = live.unflushed, []
             try:
                 await self.store.append_events(live.run.run_id, batch)
-            except Exception:
-                live.unflushed = batch + live.unflushed
+            except BaseException:
+                live.unflushed = batch + live.unflushed  # keep them for the next flush
                 raise
 
     # --- the graph stream in the SDK's event format ----------------------------------------

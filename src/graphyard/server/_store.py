@@ -16,6 +16,7 @@ anything another process needs to see.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
@@ -161,14 +162,19 @@ class SqliteServerStore:
         """One write transaction. BEGIN IMMEDIATE takes the write lock up front, so two
         processes never both read-then-write the same lock row."""
         async with self._write:
-            await self.conn.execute("BEGIN IMMEDIATE")
+            if self.conn.in_transaction:
+                # A caller cancelled mid-transaction: aiosqlite's thread still ran its
+                # statements. Undo them before anything else reuses the connection.
+                await asyncio.shield(self.conn.rollback())
+            await asyncio.shield(self.conn.execute("BEGIN IMMEDIATE"))
             try:
                 yield self.conn
             except BaseException:
-                await self.conn.execute("ROLLBACK")
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self.conn.execute("ROLLBACK"))
                 raise
             else:
-                await self.conn.execute("COMMIT")
+                await asyncio.shield(self.conn.execute("COMMIT"))
 
     async def _one(self, sql: str, args: Iterable[Any] = ()) -> Any:
         async with self.conn.execute(sql, tuple(args)) as cursor:
