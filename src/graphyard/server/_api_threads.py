@@ -209,6 +209,32 @@ class CheckpointRef(_Body):
     checkpoint_id: str | None = None
 
 
+class StateAtCheckpoint(_Body):
+    checkpoint: CheckpointRef
+    subgraphs: bool = False
+
+
+@router.post("/threads/{thread_id}/state/checkpoint", tags=["threads"])
+async def post_state_at(
+    thread_id: Id, body: StateAtCheckpoint, svc: Svc, request: Request
+) -> dict[str, Any]:
+    """The thread's state at a checkpoint (the SDK's ``get_state(checkpoint=...)``)."""
+    user = await svc.user(request)
+    await svc.thread(thread_id, user)
+    configurable: dict[str, Any] = {
+        "thread_id": thread_id,
+        "checkpoint_ns": body.checkpoint.checkpoint_ns,
+    }
+    if body.checkpoint.checkpoint_id:
+        configurable["checkpoint_id"] = body.checkpoint.checkpoint_id
+    snapshot = await svc.runtime.graph.aget_state(
+        {"configurable": configurable}, subgraphs=body.subgraphs
+    )
+    if snapshot.created_at is None:
+        raise ApiError(404, "not_found", f"checkpoint {body.checkpoint.checkpoint_id!r} not found")
+    return state_json(snapshot)
+
+
 class StateUpdate(_Body):
     values: dict[str, Any] | list[Any] | None = None
     as_node: str | None = None
@@ -231,6 +257,7 @@ async def update_state(
     )
     if checkpoint_id:
         configurable["checkpoint_id"] = checkpoint_id
+        configurable["checkpoint_ns"] = body.checkpoint.checkpoint_ns if body.checkpoint else ""
     try:
         config = await svc.runtime.graph.aupdate_state(
             {"configurable": configurable}, body.values, as_node=body.as_node

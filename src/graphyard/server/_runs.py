@@ -218,6 +218,9 @@ class RunManager:
         await self.store.insert_run(run)
         if await self._claim_and_start(run):
             return run
+        current = await self.store.get_run(run.run_id)
+        if current is not None and current.status != "pending":
+            return current  # another process's dispatcher claimed it first: it is running
         active = await self.store.active_run_of(thread_id)
         if multitask_strategy == "reject":
             await self.store.delete_run(run.run_id)
@@ -267,16 +270,19 @@ class RunManager:
             log.exception("run %s on thread %s failed", run.run_id, run.thread_id)
             live.publish("error", {"error": type(exc).__name__, "message": str(exc)})
         live.publish(_END, None)
+        # Store every event before the run is recorded as over, so a reader in another
+        # process that sees the final status also finds the final events.
+        stop_flushing.set()  # never cancel a flush: it may be inside a transaction
+        with contextlib.suppress(Exception):
+            await asyncio.shield(flusher)
+        with contextlib.suppress(Exception):
+            await asyncio.shield(self._flush(live))
         try:
             await asyncio.shield(self._finish(live, status, error, before))
         finally:
             live.done = True
             live.finished_at = time.monotonic()
             live.changed.set()
-            stop_flushing.set()  # never cancel a flush: it may be inside a transaction
-            with contextlib.suppress(Exception):
-                await asyncio.shield(flusher)
-            await asyncio.shield(self._flush(live))
             self._wakeup.set()
 
     async def _finish(

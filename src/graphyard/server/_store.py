@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import sqlite3
 import time
 import uuid
 from collections.abc import Iterable, Sequence
@@ -162,27 +163,26 @@ class SqliteServerStore:
         """One write transaction. BEGIN IMMEDIATE takes the write lock up front, so two
         processes never both read-then-write the same lock row."""
         async with self._write:
-            if self.conn.in_transaction:
-                # A caller cancelled mid-transaction: aiosqlite's thread still ran its
-                # statements. Undo them before anything else reuses the connection.
-                await asyncio.shield(self.conn.rollback())
-            await asyncio.shield(self.conn.execute("BEGIN IMMEDIATE"))
             try:
+                # aiosqlite runs statements in order on its own thread: even if we are
+                # cancelled while BEGIN is queued, the ROLLBACK queued after it undoes it.
+                await self.conn.execute("BEGIN IMMEDIATE")
                 yield self.conn
             except BaseException:
-                with contextlib.suppress(Exception):
+                with contextlib.suppress(sqlite3.OperationalError):
                     await asyncio.shield(self.conn.execute("ROLLBACK"))
                 raise
             else:
                 await asyncio.shield(self.conn.execute("COMMIT"))
 
     async def _one(self, sql: str, args: Iterable[Any] = ()) -> Any:
-        async with self.conn.execute(sql, tuple(args)) as cursor:
-            return await cursor.fetchone()
+        # fetch in one call: a cursor left open across awaits makes another task's
+        # BEGIN IMMEDIATE fail at once with "database is locked"
+        rows = await self.conn.execute_fetchall(sql, tuple(args))
+        return next(iter(rows), None)
 
     async def _all(self, sql: str, args: Iterable[Any] = ()) -> list[Any]:
-        async with self.conn.execute(sql, tuple(args)) as cursor:
-            return list(await cursor.fetchall())
+        return list(await self.conn.execute_fetchall(sql, tuple(args)))
 
     # --- threads -------------------------------------------------------------------------
 
@@ -369,11 +369,11 @@ class SqliteServerStore:
                 " WHERE run_id = ?",
                 (status, error, now, run.run_id),
             )
-            pending = await conn.execute(
+            pending = await conn.execute_fetchall(
                 "SELECT 1 FROM graphyard_runs WHERE thread_id = ? AND status = 'pending' LIMIT 1",
                 (run.thread_id,),
             )
-            has_pending = await pending.fetchone() is not None
+            has_pending = bool(list(pending))
             await conn.execute(
                 "UPDATE graphyard_threads SET active_run_id = NULL, status = ?, updated_at = ?"
                 " WHERE thread_id = ? AND active_run_id = ?",
