@@ -21,7 +21,7 @@ from langgraph.pregel import Pregel
 
 from graphyard.config import Settings, TierName
 from graphyard.errors import ConfigError
-from graphyard.models import LocalModelServer, Tier, resolve_tiers
+from graphyard.models import BundledChatModel, LocalModelServer, Tier, resolve_tiers
 from graphyard.persistence import open_saver
 
 __all__ = ["GraphSource", "Runtime", "load_graph", "open_runtime"]
@@ -90,15 +90,13 @@ async def open_runtime(
     settings = settings or Settings()
     local = LocalModelServer(settings.local)
     tiers = resolve_tiers(settings, local, models=models)
-    if any(t.model_id.startswith("local:") for t in tiers.values()):
+    if any(isinstance(t.chat_model, BundledChatModel) for t in tiers.values()):
         local.check()  # fail at startup, with the install command, not on the first request
     source: GraphSource = graph if graph is not None else (settings.graph or REFERENCE_GRAPH)
     spec = source if isinstance(source, str) else getattr(source, "__name__", type(source).__name__)
     obj = load_graph(source) if isinstance(source, str) else source
     try:
-        async with open_saver(
-            settings.checkpointer, synchronous=settings.sqlite_synchronous
-        ) as saver:
+        async with open_saver(settings.checkpointer, settings=settings) as saver:
             runtime = Runtime(settings, local, tiers, saver, graph=None, graph_id=_graph_id(spec))  # type: ignore[arg-type]
             runtime.graph = _compile(obj, runtime, spec)
             yield runtime

@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from collections.abc import Mapping, Sequence
@@ -124,7 +125,9 @@ def build_graph(
         if window is None or window["total"] != len(messages):
             window = plan(state, tier)
         if not tier.supports_tools and isinstance(messages[-1], HumanMessage):
-            calls = _plan_tool_calls(str(messages[-1].content), kb)[: state["tool_calls_remaining"]]
+            # the knowledge base reads its files on first use: keep that off the event loop
+            planned = await asyncio.to_thread(_plan_tool_calls, str(messages[-1].content), kb)
+            calls = planned[: state["tool_calls_remaining"]]
             if calls:
                 return {"messages": [AIMessage(content="", tool_calls=calls, id=_id())]}
         view = apply_window(messages, window)
@@ -287,8 +290,6 @@ def _fold_tool_results(view: Sequence[BaseMessage]) -> list[BaseMessage]:
                 )
                 break
     return out
-
-
 
 
 def _usage(usage: Mapping[str, Any]) -> Usage:

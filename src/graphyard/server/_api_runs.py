@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from graphyard.server._deps import Services, run_json, services
@@ -47,6 +47,12 @@ class RunCommand(BaseModel):
     resume: Any = None
     update: Any = None
     goto: Any = None
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> RunCommand:
+        if not self.model_fields_set & {"resume", "update", "goto"}:
+            raise ValueError("a command needs at least one of 'resume', 'update' or 'goto'")
+        return self
 
 
 class RunCreate(BaseModel):
@@ -245,7 +251,7 @@ async def list_runs(
     svc: Svc,
     request: Request,
     limit: Annotated[int, Query(ge=1, le=1000)] = 10,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
     status: Literal["pending", "running", "error", "success", "timeout", "interrupted"]
     | None = None,
 ) -> list[dict[str, Any]]:

@@ -6,6 +6,7 @@ import uuid
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Request, Response
+from langgraph.errors import InvalidUpdateError
 from pydantic import BaseModel, ConfigDict, Field
 
 from graphyard.server._deps import (
@@ -21,6 +22,10 @@ __all__ = ["router"]
 
 router = APIRouter()
 
+MAX_OFFSET = 1_000_000_000
+"""Offsets past this are refused (422) rather than overflowing the database's integers."""
+_FILTER_KEY = r"^[A-Za-z0-9_.-]{1,128}$"
+
 Svc = Annotated[Services, Depends(services)]
 Id = Annotated[str, Path(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9._:-]+$")]
 
@@ -33,7 +38,7 @@ class AssistantSearch(_Body):
     graph_id: str | None = None
     metadata: dict[str, Any] | None = None
     limit: int = Field(10, ge=1, le=1000)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=MAX_OFFSET)
 
 
 @router.post("/assistants/search", tags=["assistants"])
@@ -106,7 +111,7 @@ class ThreadSearch(_Body):
     status: Literal["idle", "busy", "interrupted", "error"] | None = None
     ids: list[str] | None = Field(None, max_length=1000)
     limit: int = Field(10, ge=1, le=1000)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=MAX_OFFSET)
     sort_by: Literal["thread_id", "status", "created_at", "updated_at"] = "created_at"
     sort_order: Literal["asc", "desc"] = "desc"
 
@@ -262,7 +267,7 @@ async def update_state(
         config = await svc.runtime.graph.aupdate_state(
             {"configurable": configurable}, body.values, as_node=body.as_node
         )
-    except (ValueError, KeyError) as exc:
+    except (ValueError, KeyError, InvalidUpdateError) as exc:
         raise ApiError(422, "invalid_request", f"cannot update state: {exc}") from exc
     await svc.store.update_thread(thread_id)
     c = config.get("configurable", {})
@@ -272,7 +277,7 @@ async def update_state(
 class HistoryQuery(_Body):
     limit: int = Field(10, ge=1, le=1000)
     before: CheckpointRef | str | None = None
-    metadata: dict[str, Any] | None = None
+    metadata: dict[Annotated[str, Field(pattern=_FILTER_KEY)], Any] | None = None
     checkpoint: CheckpointRef | None = None
 
 

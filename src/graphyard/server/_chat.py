@@ -69,9 +69,9 @@ async def start_chat(
 ) -> AsyncIterator[dict[str, str]]:
     """Validate, start the turn's run, and return its SSE frames (for sse-starlette)."""
     record = await svc.store.get_thread(thread_id)
-    if record is None and (svc.auth is not None or not await _adopted(svc, thread_id)):
-        await svc.store.create_thread(thread_id, user, {})
-    await svc.thread(thread_id, user)  # 404 if it is someone else's
+    new = record is None and (svc.auth is not None or not await _adopted(svc, thread_id))
+    if not new:
+        await svc.thread(thread_id, user)  # 404 if it is someone else's
     graph = svc.runtime.graph
     before = await graph.aget_state({"configurable": {"thread_id": thread_id}})
     pending = [i for task in before.tasks for i in task.interrupts]
@@ -90,6 +90,9 @@ async def start_chat(
         kwargs["input"] = {"messages": jsonable(with_ids([HumanMessage(request.content)]))}
     if request.tier:
         kwargs["config"] = {"configurable": {"tier": request.tier}}
+    if new:  # only now: a refused request leaves no thread behind
+        await svc.store.create_thread(thread_id, user, {})
+        await svc.thread(thread_id, user)  # a concurrent create by someone else wins: 404
     run = await svc.runs.create(thread_id, user, kwargs, multitask_strategy="reject")
     return _frames(svc, run, dict(before.values or {}))
 
@@ -144,7 +147,7 @@ async def _frames(
 ) -> AsyncIterator[dict[str, str]]:
     async for _seq, event, raw in svc.runs.events(run):
         if event == "end":
-            break
+            continue  # the iterator ends once the run has released the thread
         for frame in chat_frames(event, json.loads(raw)):
             yield {"data": dumps(frame)}
     after = await svc.runtime.graph.aget_state({"configurable": {"thread_id": run.thread_id}})
