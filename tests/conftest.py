@@ -13,6 +13,10 @@ from graphyard.config import Settings
 
 _LEAKY = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY")
 
+# `postgres_server` / `postgres_url` for tests marked `postgres` (tests/postgres_fixtures.py).
+# `moto_server` / `dynamodb_url` for tests marked `dynamodb` (tests/dynamodb_fixtures.py).
+pytest_plugins = ["postgres_fixtures", "dynamodb_fixtures"]
+
 
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AliasChoices,
@@ -30,6 +30,7 @@ from pydantic import (
 )
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -43,14 +44,23 @@ __all__ = [
     "Settings",
     "TierConfig",
     "TierName",
+    "RouterKind",
     "config_reference",
     "parse_duration",
+    "parse_router_targets",
 ]
 
 TierName = Literal["cheap", "mid", "strong"]
 """The three model tiers, cheapest first."""
 
 TIERS: tuple[TierName, ...] = ("cheap", "mid", "strong")
+
+RouterKind = Literal["learned", "rules", "llm"]
+"""How the reference agent picks a tier: ``learned`` (a trained classifier, no model call),
+``rules`` (keywords and length) or ``llm`` (ask the cheap tier's model to label the request
+SIMPLE / MODERATE / COMPLEX, the common recipe, kept for comparison)."""
+
+DEFAULT_ROUTER_TARGETS: dict[TierName, float] = {"cheap": 0.7, "mid": 0.2, "strong": 0.1}
 
 Durability = Literal["sync", "async", "exit"]
 """When LangGraph persists checkpoints: before each step (``sync``), in the background
@@ -199,7 +209,7 @@ class Settings(BaseSettings):
     )
 
     checkpointer: str = "sqlite:///graphyard.db"
-    """Where thread state lives: ``sqlite:///relative.db``, ``sqlite:////abs/path.db``, ``postgresql://user:pass@host/db``."""
+    """Where thread state lives: ``sqlite:///relative.db``, ``sqlite:////abs/path.db``, ``postgresql://user:pass@host/db``, ``dynamodb://table?region=us-east-1``."""
     sqlite_synchronous: SqliteSynchronous = "FULL"
     """SQLite ``PRAGMA synchronous`` for the checkpoint database."""
     durability: Durability = "sync"
@@ -210,6 +220,8 @@ class Settings(BaseSettings):
     """Delete threads idle longer than this (e.g. ``30d``); the server checks on a schedule. Never when unset."""
     thread_ttl_check_every: str = "1h"
     """How often the server looks for threads idle past ``thread_ttl``."""
+    dynamodb_ttl: str | None = None
+    """``dynamodb://`` only: a thread idle this long (e.g. ``30d``) expires by DynamoDB's own TTL (its state lives at least 90% of it); never when unset."""
 
     graph: str | None = None
     """The graph to serve as ``module:attribute``; the reference support agent when unset."""
@@ -258,6 +270,18 @@ class Settings(BaseSettings):
     run_lease_seconds: float = Field(15.0, gt=0)
     """A run whose server stops heartbeating for this long is marked ``error``."""
 
+    router: RouterKind = "learned"
+    """How the reference agent picks a tier per request: ``learned``, ``rules`` or ``llm``."""
+    router_targets: Annotated[dict[TierName, float], NoDecode] = DEFAULT_ROUTER_TARGETS
+    """Share of traffic per tier for the learned router, e.g. ``cheap:0.7,mid:0.2,strong:0.1``."""
+    router_model: Path | None = None
+    """A router trained with ``graphyard router train``; the one bundled with graphyard when unset."""
+
+    @field_validator("router_targets", mode="before")
+    @classmethod
+    def _router_shares(cls, value: Any) -> dict[str, float]:
+        return parse_router_targets(value)
+
     @model_validator(mode="before")
     @classmethod
     def _merge_partial_sections(cls, data: Any) -> Any:
@@ -270,7 +294,7 @@ class Settings(BaseSettings):
                     data[name] = {**default.model_dump(exclude_unset=False), **given}
         return data
 
-    @field_validator("thread_ttl", "thread_ttl_check_every")
+    @field_validator("thread_ttl", "thread_ttl_check_every", "dynamodb_ttl")
     @classmethod
     def _is_duration(cls, value: str | None) -> str | None:
         if value is not None:
@@ -335,3 +359,47 @@ def config_reference() -> str:
         )
         rows.append(f"| {env} | {default_text(default)} | {field.description or ''} |")
     return "\n".join(rows).replace("``", "`")
+
+
+def parse_router_targets(value: Any) -> dict[str, float]:
+    """Shares of traffic per tier from ``"cheap:0.7,mid:0.2,strong:0.1"`` or a mapping.
+
+    Tiers left out get 0; the shares must add up to 1.
+
+    >>> parse_router_targets("cheap:0.8,strong:0.2")
+    {'cheap': 0.8, 'mid': 0.0, 'strong': 0.2}
+    """
+    from graphyard.errors import ConfigError
+
+    example = "e.g. GRAPHYARD_ROUTER_TARGETS=cheap:0.7,mid:0.2,strong:0.1"
+    if isinstance(value, str):
+        pairs: dict[str, Any] = {}
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            name, sep, share = part.partition(":")
+            if not sep:
+                raise ConfigError(
+                    f"router targets {value!r}: {part!r} is not tier:share ({example})"
+                )
+            pairs[name.strip()] = share.strip()
+        value = pairs
+    if not isinstance(value, dict):
+        raise ConfigError(f"router targets must be tier:share pairs ({example})")
+    shares = dict.fromkeys(TIERS, 0.0)
+    for name, share in value.items():
+        if name not in shares:
+            raise ConfigError(
+                f"router targets: unknown tier {name!r}; use cheap, mid, strong ({example})"
+            )
+        try:
+            shares[name] = float(share)
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"router targets: share {share!r} for {name} is not a number ({example})"
+            ) from None
+        if not 0.0 <= shares[name] <= 1.0:
+            raise ConfigError(
+                f"router targets: share for {name} must be between 0 and 1 ({example})"
+            )
+    if abs(sum(shares.values()) - 1.0) > 1e-6:
+        raise ConfigError(f"router targets add up to {sum(shares.values()):g}, not 1 ({example})")
+    return shares

@@ -14,7 +14,12 @@ from __future__ import annotations
 
 import sys
 
-from graphyard.cli import _serve, _threads  # noqa: F401  (register commands)
+from graphyard.cli import (  # noqa: F401  (register commands)
+    _db,  # db init; threads prune/delete
+    _deploy,  # deploy lambda render
+    _serve,
+    _threads,
+)
 from graphyard.cli._common import app, err
 from graphyard.errors import ConfigError, GraphyardError
 

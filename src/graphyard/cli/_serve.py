@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
@@ -12,7 +13,8 @@ from typing import Annotated, Any
 import typer
 
 from graphyard.cli._common import ConfigOption, app, console, err, load_settings
-from graphyard.errors import ConfigError
+from graphyard.config import Settings
+from graphyard.errors import ConfigError, GraphyardError
 
 
 @app.command()
@@ -40,20 +42,69 @@ def serve(
     """
     import uvicorn
 
-    from graphyard.server import create_app
+    from graphyard.server._gate import StartupGate
 
     settings = load_settings(config, graph=graph, host=host, port=port, checkpointer=checkpointer)
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     check_bind(settings.host, auth=bool(settings.api_keys or settings.auth), insecure=insecure)
     if settings.graph:
         sys.path.insert(0, str(Path.cwd()))  # so `--graph mypkg.agent:graph` finds local code
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=log_level.lower(),
-        timeout_graceful_shutdown=15,
+
+    def build() -> Any:
+        """Runs in a worker thread while the gate already answers /ok: the heavy imports."""
+        from graphyard.server import create_app
+
+        preload_providers(settings)
+        return create_app(settings)
+
+    # The gate answers /ok at once and serves everything else once build() and the app's
+    # lifespan are done; a failure there stops the server (exit code below).
+    server: uvicorn.Server | None = None
+
+    def stop(_exc: BaseException) -> None:
+        if server is not None:
+            server.should_exit = True
+
+    gate = StartupGate(build, on_failure=stop, listening=lambda: bool(server and server.started))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            gate,
+            host=settings.host,
+            port=settings.port,
+            log_level=log_level.lower(),
+            timeout_graceful_shutdown=15,
+            lifespan="on",
+        )
     )
+    server.run()
+    if gate.error is not None:
+        if isinstance(gate.error, GraphyardError):
+            raise gate.error
+        err.print(f"[red]the server failed to start:[/red] {gate.error}")
+        raise typer.Exit(1)
+    if not server.started:
+        raise typer.Exit(3)  # e.g. the port is taken; uvicorn logged why
+
+
+def preload_providers(settings: Settings) -> None:
+    """Import the chat model packages the configured tiers use (off the event loop).
+
+    ``open_runtime`` would import them anyway, but on the event loop, where a slow import
+    holds up every other request (``/ok`` included).
+    """
+    import importlib
+
+    packages = {"anthropic": "langchain_anthropic", "openai": "langchain_openai"}
+    packages |= {"ollama": "langchain_ollama", "local": "langchain_openai"}
+    for tier in (settings.cheap, settings.mid, settings.strong):
+        package = packages.get(tier.model.partition(":")[0])
+        if package is not None:
+            with contextlib.suppress(ImportError):  # open_runtime says what to install
+                importlib.import_module(package)
+    with contextlib.suppress(ImportError):  # open_runtime explains a graph that won't import
+        importlib.import_module(
+            settings.graph.partition(":")[0] if settings.graph else "graphyard.agent"
+        )
 
 
 def check_bind(host: str, *, auth: bool, insecure: bool) -> None:

@@ -27,9 +27,7 @@ def threads_list(
     settings = load_settings(config)
 
     async def run() -> list[Any]:
-        async with open_saver(
-            settings.checkpointer, synchronous=settings.sqlite_synchronous
-        ) as saver:
+        async with open_saver(settings.checkpointer, settings=settings) as saver:
             return await list_threads(saver, limit=limit)
 
     rows = asyncio.run(run())

@@ -3,6 +3,10 @@
 A tier whose provider has no credentials falls back to the bundled local model, with one
 warning at startup that names the tier and the missing variable, so a fresh machine with
 no API keys still runs every feature offline.
+
+A tier with ``proxy`` set sends its requests through that proxy (Tailscale's userspace
+SOCKS5/HTTP proxy is the case in mind: processes other than tailscaled have no route to the
+tailnet); tiers without one go direct, ignoring ``OPENAI_PROXY``/``ANTHROPIC_PROXY``.
 """
 
 from __future__ import annotations
@@ -73,7 +77,9 @@ def resolve_tiers(
             missing,
             LOCAL_MODEL_ID,
         )
-        fallback = config.model_copy(update={"model": LOCAL_MODEL_ID, "context_window": None})
+        fallback = config.model_copy(
+            update={"model": LOCAL_MODEL_ID, "context_window": None, "proxy": None}
+        )
         tier = build_chat_model(name, fallback, settings, local)
         tiers[name] = Tier(
             name=name,
@@ -116,6 +122,8 @@ def build_chat_model(
 ) -> Tier:
     """One tier's chat model from its provider string."""
     provider, _, model = config.model.partition(":")
+    if config.proxy and config.proxy.startswith("socks"):
+        _require_socks(name)
     common: dict[str, Any] = {"max_tokens": config.max_tokens}
     if config.temperature is not None:
         common["temperature"] = config.temperature
@@ -127,6 +135,11 @@ def build_chat_model(
                 f"tier {name!r}: 'local:{model}' needs GRAPHYARD_LOCAL__MODEL_PATH; "
                 "only local:smollm2 is bundled"
             )
+        if config.proxy is not None:
+            raise ConfigError(
+                f"tier {name!r}: {config.model!r} runs inside this process; remove its proxy "
+                f"(GRAPHYARD_{name.upper()}__PROXY)"
+            )
         window = min(
             config.context_window or settings.local.context_window, settings.local.context_window
         )
@@ -134,11 +147,25 @@ def build_chat_model(
         return Tier(name, config.model, chat, window, config.max_tokens, supports_tools=False)
     if provider == "anthropic":
         cls = _import("langchain_anthropic", "ChatAnthropic", "anthropic")
-        chat = cls(model=model, api_key=settings.anthropic_api_key, max_retries=2, **common)
+        # anthropic_proxy=None explicitly: the tier's own setting decides, not ANTHROPIC_PROXY.
+        chat = cls(
+            model=model,
+            api_key=settings.anthropic_api_key,
+            max_retries=2,
+            anthropic_proxy=config.proxy,
+            **common,
+        )
     elif provider == "openai":
         cls = _import("langchain_openai", "ChatOpenAI", "openai")
         key = settings.openai_api_key or "not-needed"
-        chat = cls(model=model, base_url=config.base_url, api_key=key, stream_usage=True, **common)
+        chat = cls(
+            model=model,
+            base_url=config.base_url,
+            api_key=key,
+            stream_usage=True,
+            openai_proxy=config.proxy,  # explicit None: OPENAI_PROXY does not apply either
+            **common,
+        )
     elif provider == "ollama":
         cls = _import("langchain_ollama", "ChatOllama", "ollama")
         window = config.context_window or DEFAULT_CONTEXT_WINDOW
@@ -147,6 +174,8 @@ def build_chat_model(
             base_url=config.base_url or DEFAULT_OLLAMA_URL,
             num_ctx=window,
             num_predict=config.max_tokens,
+            # ChatOllama hands client_kwargs to its httpx clients; proxy= goes to httpx.
+            client_kwargs={"proxy": config.proxy} if config.proxy else {},
             **({"temperature": config.temperature} if config.temperature is not None else {}),
         )
     else:
@@ -173,3 +202,12 @@ def _import(module: str, attr: str, extra: str) -> Any:
         return getattr(importlib.import_module(module), attr)
     except ImportError as exc:
         raise ConfigError(f"{module} is not installed: pip install 'graphyard[{extra}]'") from exc
+
+
+def _require_socks(name: TierName) -> None:
+    try:
+        import socksio  # noqa: F401  (httpx's SOCKS support)
+    except ImportError as exc:
+        raise ConfigError(
+            f"tier {name!r} uses a SOCKS proxy, which needs socksio: pip install 'httpx[socks]'"
+        ) from exc
