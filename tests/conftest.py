@@ -33,6 +33,9 @@ def settings(tmp_path: Path) -> Settings:
     return Settings(
         checkpointer=f"sqlite:///{tmp_path / 'graphyard.db'}",
         shop_db=tmp_path / "shop.db",
+        # graph tests pin tiers by the rule router's keywords; the learned router (the
+        # product default) has its own tests in tests/unit/test_routing*.py
+        router="rules",
     )
 
 

@@ -6,7 +6,8 @@
                                   ^                                             |
                                   +------------ revise (one tier up) -----------+
 
-- router: picks the tier for this turn (rule router for now) and resets the turn's limits;
+- router: picks the tier for this turn (the configured router: learned by default, see
+  ``graphyard.routing``) and resets the turn's limits;
 - trim: plans the context window of the next model call (the stored history stays whole);
 - planner: calls the tier's model; for models without tool calling it plans the tool
   calls itself from the request (order ids, help questions, ticket requests);
@@ -43,7 +44,7 @@ from graphyard.agent._tools import make_tools
 from graphyard.config import TIERS, Settings, TierName
 from graphyard.context import apply_window, plan_window
 from graphyard.models import Tier, call_cost
-from graphyard.routing import RuleRouter
+from graphyard.routing import Router, aroute, build_router
 from graphyard.state import AgentState, Usage, with_ids
 
 __all__ = ["build_graph", "critique", "reference_graph"]
@@ -67,7 +68,7 @@ def build_graph(
     *,
     shop: DemoShop | None = None,
     kb: KnowledgeBase | None = None,
-    router: RuleRouter | None = None,
+    router: Router | None = None,
 ) -> StateGraph[AgentState]:
     """The support agent as an uncompiled graph; compile it with a checkpointer.
 
@@ -80,7 +81,7 @@ def build_graph(
     settings = settings or Settings()
     shop = shop or DemoShop(settings.shop_db)
     kb = kb or KnowledgeBase()
-    router = router or RuleRouter()
+    router = router or build_router(settings, tiers)
     tools = make_tools(shop, kb)
     tool_node = ToolNode(tools)
     tools_by_tier = {name: tools if tier.supports_tools else [] for name, tier in tiers.items()}
@@ -105,7 +106,7 @@ def build_graph(
         configurable = config.get("configurable", {})
         forced = configurable.get("tier")
         text = _last_human_text(state["messages"])
-        tier = forced if forced in tiers else router.route(text)
+        tier = forced if forced in tiers else await aroute(router, text)
         return {
             "tier": tier,
             "task_id": configurable.get("task_id") or str(uuid.uuid4()),

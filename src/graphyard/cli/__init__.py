@@ -17,6 +17,7 @@ import sys
 from graphyard.cli import (  # noqa: F401  (register commands)
     _db,  # db init; threads prune/delete
     _deploy,  # deploy lambda render
+    _router,  # router train/eval/score/calibrate
     _serve,
     _threads,
 )
