@@ -28,7 +28,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 from fastapi import FastAPI
@@ -114,6 +114,8 @@ class ServerProcess:
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    factory: ClassVar[str] = "scripted_server:app_factory"
+    """The uvicorn ``--factory`` this server runs."""
 
     @property
     def url(self) -> str:
@@ -135,8 +137,8 @@ class ServerProcess:
             **self.env,
         }
 
-    def start(self, *, timeout: float = 30.0) -> ServerProcess:
-        """Start the server and wait until ``/ok`` answers."""
+    def launch(self) -> None:
+        """Start the process without waiting for it."""
         assert self.process is None, "already running"
         self.directory.mkdir(parents=True, exist_ok=True)
         self.starts += 1
@@ -148,7 +150,7 @@ class ServerProcess:
                     "-m",
                     "uvicorn",
                     "--factory",
-                    "scripted_server:app_factory",
+                    self.factory,
                     "--app-dir",
                     str(HERE),
                     "--host",
@@ -165,6 +167,11 @@ class ServerProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
+
+    def start(self, *, timeout: float = 30.0) -> ServerProcess:
+        """Start the server and wait until ``/ok`` answers."""
+        self.launch()
+        assert self.process is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -25,13 +25,11 @@ import contextlib
 import json
 import os
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import httpx
 from fastapi import FastAPI
@@ -39,7 +37,7 @@ from langchain_core.callbacks import AsyncCallbackManagerForLLMRun
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables.config import ensure_config
-from scripted_server import HERE, ServerProcess, expected_answer
+from scripted_server import ServerProcess, expected_answer
 
 from graphyard.config import TIERS, Settings
 from graphyard.server import create_app
@@ -132,6 +130,7 @@ class SdkServer(ServerProcess):
     """
 
     database: Path | None = None
+    factory: ClassVar[str] = "sdk_server:app_factory"
 
     @property
     def calls_file(self) -> Path:
@@ -155,37 +154,6 @@ class SdkServer(ServerProcess):
         """Start the server and wait until it serves requests (not just ``/ok``)."""
         self.launch()
         return self.wait_ready(timeout=timeout)
-
-    def launch(self) -> None:
-        """Start the process without waiting (see :func:`start_all`)."""
-        assert self.process is None, "already running"
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self.starts += 1
-        self.port = _free_port()
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    "--factory",
-                    "sdk_server:app_factory",
-                    "--app-dir",
-                    str(HERE),
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.port),
-                    "--log-level",
-                    "warning",
-                    "--timeout-graceful-shutdown",
-                    "10",
-                ],
-                cwd=self.directory,
-                env=self.environ(),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
 
     def wait_ready(self, *, timeout: float = 60.0) -> SdkServer:
         """Wait until the launched server's runtime is open: ``/info`` answers below 500."""

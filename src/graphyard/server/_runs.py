@@ -258,6 +258,9 @@ class RunManager:
         before = await self._mark(run.thread_id)
         try:
             live.publish("metadata", {"run_id": run.run_id, "attempt": 1})
+            # stored before the graph writes anything: a run whose input survives a crash
+            # always has the start of its stream to replay
+            await self._flush(live)
             async for event, data in self._graph_events(run):
                 live.publish(event, data)
         except asyncio.CancelledError:
@@ -461,9 +464,6 @@ class RunManager:
                     yield item
                 return
             await asyncio.sleep(0.1)
-
-    def is_local(self, run_id: str) -> bool:
-        return run_id in self._live
 
 
 def _run_config(run: RunRecord) -> dict[str, Any]:
