@@ -119,7 +119,7 @@ def build_graph(
     async def trim(state: AgentState) -> dict[str, Any]:
         return {"window": plan(state, tiers[state["tier"]])}
 
-    async def planner(state: AgentState) -> dict[str, Any]:
+    async def planner(state: AgentState, config: RunnableConfig) -> dict[str, Any]:
         tier = tiers[state["tier"]]
         messages = state["messages"]
         window = state.get("window")
@@ -140,7 +140,7 @@ def build_graph(
         model: Any = tier.chat_model
         if offer_tools:
             model = model.bind_tools(tools)
-        response = await model.ainvoke(prompt)
+        response = await model.ainvoke(prompt, tier.call_config(config))
         if response.id is None:
             response.id = _id()
         if response.tool_calls and state["tool_calls_remaining"] <= 0:

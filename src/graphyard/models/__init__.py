@@ -3,10 +3,18 @@
 from graphyard.models._local import BundledChatModel, LocalModelServer, bundled_model_path
 from graphyard.models._pricing import call_cost
 from graphyard.models._testing import ScriptedChatModel
-from graphyard.models._tiers import LOCAL_MODEL_ID, Tier, resolve_tiers
+from graphyard.models._tiers import (
+    LOCAL_MODEL_ID,
+    MODEL_METADATA_KEY,
+    TIER_METADATA_KEY,
+    Tier,
+    resolve_tiers,
+)
 
 __all__ = [
     "LOCAL_MODEL_ID",
+    "MODEL_METADATA_KEY",
+    "TIER_METADATA_KEY",
     "BundledChatModel",
     "LocalModelServer",
     "ScriptedChatModel",

@@ -17,12 +17,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
+from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables.config import merge_configs
 
 from graphyard.config import TIERS, Settings, TierConfig, TierName
 from graphyard.errors import ConfigError
 from graphyard.models._local import BundledChatModel, LocalModelServer
 
-__all__ = ["LOCAL_MODEL_ID", "Tier", "build_chat_model", "resolve_tiers"]
+__all__ = [
+    "LOCAL_MODEL_ID",
+    "MODEL_METADATA_KEY",
+    "TIER_METADATA_KEY",
+    "Tier",
+    "build_chat_model",
+    "resolve_tiers",
+]
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +39,10 @@ LOCAL_MODEL_ID = "local:smollm2"
 DEFAULT_CONTEXT_WINDOW = 8192
 """Used when neither the configuration nor the model's profile gives a window."""
 DEFAULT_OLLAMA_URL = "http://127.0.0.1:11434"
+TIER_METADATA_KEY = "graphyard_tier"
+"""Metadata key naming the tier of a model call (see :meth:`Tier.call_config`)."""
+MODEL_METADATA_KEY = "graphyard_model"
+"""Metadata key naming the provider string of a model call."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +61,23 @@ class Tier:
     """Whether the model is given tool schemas (otherwise the agent plans tool calls itself)."""
     fallback_from: str | None = None
     """The configured provider string, when it could not be served and the bundled model was."""
+
+    def call_config(self, config: RunnableConfig | None = None) -> RunnableConfig:
+        """``config`` plus this tier's name and model in the call's metadata.
+
+        Every graphyard model call goes through it, so callback handlers (the cost ledger,
+        metrics, tracing, replay recording) know the tier and model of each call; the
+        parent's metadata (thread, node, step) is kept.
+
+        >>> from graphyard.models import ScriptedChatModel
+        >>> tier = Tier("cheap", "scripted", ScriptedChatModel(responses=[]), 8192, 256, True)
+        >>> tier.call_config({"metadata": {"thread_id": "t1"}})["metadata"]
+        {'thread_id': 't1', 'graphyard_tier': 'cheap', 'graphyard_model': 'scripted'}
+        """
+        extra: RunnableConfig = {
+            "metadata": {TIER_METADATA_KEY: self.name, MODEL_METADATA_KEY: self.model_id}
+        }
+        return merge_configs(config, extra)
 
 
 def resolve_tiers(
