@@ -26,10 +26,11 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import BaseMessageChunk, convert_to_messages, message_chunk_to_message
 from langgraph.pregel import Pregel
 from langgraph.types import Command
@@ -38,12 +39,16 @@ from graphyard.errors import ThreadBusy
 from graphyard.server._serialize import dumps, jsonable
 from graphyard.server._store import RunRecord, RunStatus, SqliteServerStore, ThreadStatus
 
-__all__ = ["RunManager", "StreamEvent"]
+__all__ = ["HandlerFactory", "RunManager", "StreamEvent"]
 
 log = logging.getLogger(__name__)
 
 StreamEvent = tuple[int, str, str]
 """``(seq, event name, JSON data)``; ``seq`` is the SSE ``id``."""
+
+HandlerFactory = Callable[[RunRecord], BaseCallbackHandler | None]
+"""Makes one run's LangChain callback handler (cost ledger, metrics, tracing, recording);
+``None`` when it has nothing to do for that run."""
 
 _END = "end"
 _FLUSH_SECONDS = 0.05
@@ -107,8 +112,11 @@ class RunManager:
         durability: str = "sync",
         lease_seconds: float = 15.0,
         saver: Any = None,
+        handlers: Sequence[HandlerFactory] = (),
     ) -> None:
         self.graph = graph
+        self.handlers = list(handlers)
+        """Callback handler factories applied to every run (append to add one)."""
         self.store = store
         self.assistant_id = assistant_id
         self.durability = durability
@@ -344,6 +352,9 @@ class RunManager:
         kw = run.kwargs
         requested: list[str] = list(kw.get("stream_mode") or ["values"])
         config = _run_config(run)
+        handlers = [h for factory in self.handlers if (h := factory(run)) is not None]
+        if handlers:
+            config["callbacks"] = [*(config.get("callbacks") or []), *handlers]
         graph_input: Any = kw.get("input")
         if command := kw.get("command"):
             graph_input = Command(
