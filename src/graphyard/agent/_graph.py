@@ -74,8 +74,9 @@ def build_graph(
 
     >>> from graphyard.models import ScriptedChatModel
     >>> from graphyard.testing import scripted_tiers
+    >>> import asyncio
     >>> graph = build_graph(scripted_tiers(ScriptedChatModel(responses=["Hi!"]))).compile()
-    >>> graph.invoke({"messages": [("user", "hello")]})["messages"][-1].content
+    >>> asyncio.run(graph.ainvoke({"messages": [("user", "hello")]}))["messages"][-1].content
     'Hi!'
     """
     settings = settings or Settings()
