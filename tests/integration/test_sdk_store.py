@@ -107,11 +107,15 @@ async def test_a_reader_in_another_process_gets_every_event_up_to_end_when_write
 
 
 class SlowClaimStore(SqliteServerStore):
-    """A store whose lock claims wait a moment first, as under a loaded database."""
+    """A store whose lock claims come a moment after the run is stored (as when the thread
+    was busy at insert time), so another process's dispatcher can claim the run first."""
 
-    async def claim(self, run_id: str, thread_id: str, worker: str) -> bool:
+    async def insert_run(self, run: RunRecord, *, claim_for: str | None = None) -> bool:
+        await super().insert_run(run)
+        if claim_for is None:
+            return False
         await asyncio.sleep(2.5)
-        return await super().claim(run_id, thread_id, worker)
+        return await self.claim(run.run_id, run.thread_id, claim_for)
 
 
 async def test_a_run_on_a_free_thread_is_accepted_even_if_another_process_starts_it(

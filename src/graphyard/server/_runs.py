@@ -223,8 +223,8 @@ class RunManager:
             kwargs=kwargs,
             multitask_strategy=multitask_strategy,
         )
-        await self.store.insert_run(run)
-        if await self._claim_and_start(run):
+        if await self.store.insert_run(run, claim_for=self.worker):
+            self._start(run)
             return run
         current = await self.store.get_run(run.run_id)
         if current is not None and current.status != "pending":
@@ -246,11 +246,15 @@ class RunManager:
     async def _claim_and_start(self, run: RunRecord) -> bool:
         if not await self.store.claim(run.run_id, run.thread_id, self.worker):
             return False
+        self._start(run)
+        return True
+
+    def _start(self, run: RunRecord) -> None:
+        """Execute a run this process has just claimed."""
         run.status, run.worker = "running", self.worker
         live = _LiveRun(run)
         self._live[run.run_id] = live
         live.task = asyncio.create_task(self._execute(live), name=f"run:{run.run_id}")
-        return True
 
     async def _dispatch(self, thread_id: str) -> None:
         run = await self.store.next_pending(thread_id)
@@ -263,9 +267,11 @@ class RunManager:
         flusher = asyncio.create_task(self._flush_loop(live, stop_flushing))
         status: RunStatus = "success"
         error: str | None = None
+        # to the client at once (reading the checkpointer for _mark can wait behind other
+        # runs' checkpoint writes); stored below, before the graph writes anything
+        live.publish("metadata", {"run_id": run.run_id, "attempt": 1})
         before = await self._mark(run.thread_id)
         try:
-            live.publish("metadata", {"run_id": run.run_id, "attempt": 1})
             # stored before the graph writes anything: a run whose input survives a crash
             # always has the start of its stream to replay
             await self._flush(live)

@@ -285,7 +285,10 @@ class SqliteServerStore:
 
     # --- runs and the thread lock --------------------------------------------------------
 
-    async def insert_run(self, run: RunRecord) -> None:
+    async def insert_run(self, run: RunRecord, *, claim_for: str | None = None) -> bool:
+        """Store a new run; with ``claim_for``, also try to claim it for that worker in the
+        same transaction (one commit instead of two on the path to a run's first event).
+        True if it was claimed: it is then ``running`` and holds its thread's lock."""
         async with self._tx() as conn:
             await conn.execute(
                 f"INSERT INTO graphyard_runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * 14)})",
@@ -310,6 +313,9 @@ class SqliteServerStore:
                 "UPDATE graphyard_threads SET updated_at = ? WHERE thread_id = ?",
                 (run.created_at, run.thread_id),
             )
+            if claim_for is None:
+                return False
+            return await self._claim_in(conn, run.run_id, run.thread_id, claim_for)
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         row = await self._one(
@@ -335,27 +341,33 @@ class SqliteServerStore:
 
     async def claim(self, run_id: str, thread_id: str, worker: str) -> bool:
         """Take the thread's lock for a pending run and mark it running; False if held."""
-        now = time.time()
         async with self._tx() as conn:
-            cursor = await conn.execute(
-                "UPDATE graphyard_threads SET active_run_id = ?, status = 'busy', updated_at = ?"
-                " WHERE thread_id = ? AND active_run_id IS NULL",
-                (run_id, now, thread_id),
+            return await self._claim_in(conn, run_id, thread_id, worker)
+
+    @staticmethod
+    async def _claim_in(
+        conn: aiosqlite.Connection, run_id: str, thread_id: str, worker: str
+    ) -> bool:
+        now = time.time()
+        cursor = await conn.execute(
+            "UPDATE graphyard_threads SET active_run_id = ?, status = 'busy', updated_at = ?"
+            " WHERE thread_id = ? AND active_run_id IS NULL",
+            (run_id, now, thread_id),
+        )
+        if cursor.rowcount != 1:
+            return False
+        cursor = await conn.execute(
+            "UPDATE graphyard_runs SET status = 'running', worker = ?, heartbeat_at = ?,"
+            " updated_at = ? WHERE run_id = ? AND status = 'pending'",
+            (worker, now, now, run_id),
+        )
+        if cursor.rowcount != 1:  # cancelled or deleted meanwhile: give the lock back
+            await conn.execute(
+                "UPDATE graphyard_threads SET active_run_id = NULL, status = 'idle'"
+                " WHERE thread_id = ? AND active_run_id = ?",
+                (thread_id, run_id),
             )
-            if cursor.rowcount != 1:
-                return False
-            cursor = await conn.execute(
-                "UPDATE graphyard_runs SET status = 'running', worker = ?, heartbeat_at = ?,"
-                " updated_at = ? WHERE run_id = ? AND status = 'pending'",
-                (worker, now, now, run_id),
-            )
-            if cursor.rowcount != 1:  # cancelled or deleted meanwhile: give the lock back
-                await conn.execute(
-                    "UPDATE graphyard_threads SET active_run_id = NULL, status = 'idle'"
-                    " WHERE thread_id = ? AND active_run_id = ?",
-                    (thread_id, run_id),
-                )
-                return False
+            return False
         return True
 
     async def finish(
