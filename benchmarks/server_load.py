@@ -213,13 +213,23 @@ class Server:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def graphyard_server(workdir: Path, graph_env: dict[str, str], extra: dict[str, str]) -> Server:
+def graphyard_server(
+    workdir: Path,
+    graph_env: dict[str, str],
+    extra: dict[str, str],
+    *,
+    name: str = "graphyard",
+    src: Path | None = None,
+) -> Server:
+    """graphyard serving the load graph; ``src`` serves another checkout's package instead."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = _free_port()
+    # this checkout's package, even when the virtualenv has another one installed
+    path = [str(src or REPO / "src"), str(REPO), os.environ.get("PYTHONPATH")]
     env = _clean_env(
         {
             **graph_env,
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+            "PYTHONPATH": os.pathsep.join(filter(None, path)),
             "GRAPHYARD_LOCAL__THREADS": "1",
             **extra,
         }
@@ -240,7 +250,7 @@ def graphyard_server(workdir: Path, graph_env: dict[str, str], extra: dict[str, 
         "--log-level",
         "warning",  # no access log, like the peer (which runs uvicorn with access_log=False)
     ]
-    return Server("graphyard", command, env, workdir, "/ready", port)
+    return Server(name, command, env, workdir, "/ready", port)
 
 
 def peer_server(workdir: Path, graph_env: dict[str, str], langgraph: str, jobs: int) -> Server:
@@ -467,6 +477,10 @@ def _ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:.2f}x"
 
 
+BASELINE = "graphyard@base"
+"""The name of the ``--baseline-src`` server in the tables."""
+
+
 def report(phases: list[Phase], counts: list[int], peer_ran: bool) -> None:
     table = Table(title="concurrent SSE clients: POST /threads + runs/stream (messages-tuple)")
     for col in (
@@ -487,7 +501,7 @@ def report(phases: list[Phase], counts: list[int], peer_ran: bool) -> None:
         table.add_column(
             col, justify="left" if col == "server" else "right", no_wrap=col == "server"
         )
-    for p in sorted(phases, key=lambda p: (p.clients, p.server != "graphyard")):
+    for p in sorted(phases, key=lambda p: (p.clients, p.server != "graphyard", p.server)):
         table.add_row(
             p.server,
             str(p.clients),
@@ -511,6 +525,22 @@ def report(phases: list[Phase], counts: list[int], peer_ran: bool) -> None:
         return min(mine, key=lambda p: p.pct("ttfe_s", 0.95) or math.inf, default=None)
 
     goals: list[tuple[str, bool | None]] = []
+    if any(p.server == BASELINE for p in phases):
+        versus = Table(title=f"graphyard / {BASELINE} (lower is better for times and RSS)")
+        for col in ("clients", "TTFE p50", "TTFE p95", "TTFT p95", "tokens/s", "RSS peak"):
+            versus.add_column(col, justify="right")
+        for n in counts:
+            ours, base = best("graphyard", n), best(BASELINE, n)
+            if ours is not None and base is not None:
+                versus.add_row(
+                    str(n),
+                    _ratio(ours.pct("ttfe_s", 0.5), base.pct("ttfe_s", 0.5)),
+                    _ratio(ours.pct("ttfe_s", 0.95), base.pct("ttfe_s", 0.95)),
+                    _ratio(ours.pct("ttft_s", 0.95), base.pct("ttft_s", 0.95)),
+                    _ratio(ours.tokens_per_s, base.tokens_per_s),
+                    _ratio(ours.rss_peak_mb, base.rss_peak_mb),
+                )
+        console.print(versus)
     if peer_ran:
         ratios = Table(title="graphyard / langgraph dev (lower is better for times and RSS)")
         for col in ("clients", "TTFE p50", "TTFE p95", "TTFT p95", "tokens/s", "RSS peak"):
@@ -590,6 +620,12 @@ def main() -> None:
     parser.add_argument(
         "--graphyard-env", action="append", default=[], help="KEY=VALUE for graphyard's server"
     )
+    parser.add_argument(
+        "--baseline-src",
+        type=Path,
+        help="also serve the graphyard package in this directory (another checkout's src/, "
+        "e.g. from `git worktree add /tmp/base HEAD~1`) and compare, phases interleaved",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     args = parser.parse_args()
     counts = [int(c) for c in args.clients.split(",") if c.strip()]
@@ -606,6 +642,18 @@ def main() -> None:
         )
     workdir = Path(tempfile.mkdtemp(prefix="graphyard-load-"))
     servers = [graphyard_server(workdir / "graphyard", graph_env, _parse_env(args.graphyard_env))]
+    if args.baseline_src:
+        if not (args.baseline_src / "graphyard" / "__init__.py").is_file():
+            raise SystemExit(f"--baseline-src {args.baseline_src} has no graphyard package")
+        servers.append(
+            graphyard_server(
+                workdir / "baseline",
+                graph_env,
+                _parse_env(args.graphyard_env),
+                name=BASELINE,
+                src=args.baseline_src.resolve(),
+            )
+        )
     if peer_ok:
         servers.append(peer_server(workdir / "peer", graph_env, args.peer, args.peer_jobs))
     console.print(

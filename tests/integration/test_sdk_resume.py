@@ -141,6 +141,7 @@ class DroppingProxy:
         """The first bytes each connection sent (its request line and headers)."""
         self.port = 0
         self._server: asyncio.Server | None = None
+        self._handlers: set[asyncio.Task[None]] = set()
 
     async def __aenter__(self) -> DroppingProxy:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -150,15 +151,28 @@ class DroppingProxy:
     async def __aexit__(self, *exc: object) -> None:
         assert self._server is not None
         self._server.close()
+        # a connection still open (the client's last one) is closed here, not left to the
+        # garbage collector: an unclosed transport is a ResourceWarning, and warnings fail
+        for task in self._handlers:
+            task.cancel()
+        await asyncio.gather(*self._handlers, return_exceptions=True)
+        await self._server.wait_closed()
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
         index = len(self.requests)
         self.requests.append(b"")
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream)
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream)
+        except BaseException:
+            writer.close()
+            raise
 
         async def upstream() -> None:
             while data := await reader.read(65536):
@@ -187,6 +201,9 @@ class DroppingProxy:
                 await pump
             for w in (writer, up_writer):
                 w.close()
+            for w in (writer, up_writer):
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await w.wait_closed()
 
 
 async def test_the_async_sdk_reconnects_by_itself_after_a_drop_and_misses_nothing(

@@ -125,6 +125,7 @@ class RunManager:
         self.worker = _worker_id()
         self._live: dict[str, _LiveRun] = {}
         self._background: list[asyncio.Task[None]] = []
+        self._flusher: asyncio.Task[None] | None = None
         self._wakeup = asyncio.Event()
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -147,6 +148,10 @@ class RunManager:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        if self._flusher is not None:
+            self._flusher.cancel()
+            await asyncio.gather(self._flusher, return_exceptions=True)
+            self._flusher = None
 
     async def reap_orphans(self) -> int:
         """Mark runs whose server died as ``error`` and free their threads."""
@@ -254,6 +259,8 @@ class RunManager:
         run.status, run.worker = "running", self.worker
         live = _LiveRun(run)
         self._live[run.run_id] = live
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_loop(), name="graphyard-events")
         live.task = asyncio.create_task(self._execute(live), name=f"run:{run.run_id}")
 
     async def _dispatch(self, thread_id: str) -> None:
@@ -263,8 +270,6 @@ class RunManager:
 
     async def _execute(self, live: _LiveRun) -> None:
         run = live.run
-        stop_flushing = asyncio.Event()
-        flusher = asyncio.create_task(self._flush_loop(live, stop_flushing))
         status: RunStatus = "success"
         error: str | None = None
         # to the client at once (reading the checkpointer for _mark can wait behind other
@@ -288,10 +293,8 @@ class RunManager:
             live.publish("error", {"error": type(exc).__name__, "message": str(exc)})
         live.publish(_END, None)
         # Store every event before the run is recorded as over, so a reader in another
-        # process that sees the final status also finds the final events.
-        stop_flushing.set()  # never cancel a flush: it may be inside a transaction
-        with contextlib.suppress(Exception):
-            await asyncio.shield(flusher)
+        # process that sees the final status also finds the final events. (Never cancel a
+        # flush: it may be inside a transaction.)
         with contextlib.suppress(Exception):
             await asyncio.shield(self._flush(live))
         try:
@@ -334,23 +337,32 @@ class RunManager:
             return
         await rollback_to(self.saver, before)
 
-    async def _flush_loop(self, live: _LiveRun, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=_FLUSH_SECONDS)
+    async def _flush_loop(self) -> None:
+        """Every ``_FLUSH_SECONDS``, store the new events of all live runs in one transaction:
+        one commit per tick for the whole process, not one per run (200 streaming runs were
+        200 transactions and 200 timer tasks per tick)."""
+        while True:
+            await asyncio.sleep(_FLUSH_SECONDS)
             try:
-                await self._flush(live)
+                await asyncio.shield(self._flush(*self._live.values()))
             except Exception:
-                log.exception("could not store events of run %s; will retry", live.run.run_id)
+                log.exception("could not store run events; will retry")
 
-    async def _flush(self, live: _LiveRun) -> None:
-        if live.unflushed:
-            batch, live.unflushed = live.unflushed, []
-            try:
-                await self.store.append_events(live.run.run_id, batch)
-            except BaseException:
-                live.unflushed = batch + live.unflushed  # keep them for the next flush
-                raise
+    async def _flush(self, *lives: _LiveRun) -> None:
+        # Take the batches and enter the store's write lock with no await in between: the
+        # lock is FIFO, so a run's batches commit in the order they were taken and a reader
+        # in another process never sees a later event before an earlier one.
+        batches = [(live, live.unflushed) for live in lives if live.unflushed]
+        if not batches:
+            return
+        for live, _ in batches:
+            live.unflushed = []
+        try:
+            await self.store.append_events_many([(live.run.run_id, b) for live, b in batches])
+        except BaseException:
+            for live, batch in batches:  # keep them for the next flush
+                live.unflushed = batch + live.unflushed
+            raise
 
     # --- the graph stream in the SDK's event format ----------------------------------------
 

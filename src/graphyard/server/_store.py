@@ -461,11 +461,20 @@ class SqliteServerStore:
     # --- events --------------------------------------------------------------------------
 
     async def append_events(self, run_id: str, events: Sequence[tuple[int, str, str]]) -> None:
+        await self.append_events_many([(run_id, events)])
+
+    async def append_events_many(
+        self, batches: Sequence[tuple[str, Sequence[tuple[int, str, str]]]]
+    ) -> None:
+        """Store events of many runs in one transaction (one commit for all live runs)."""
+        rows = [(rid, seq, event, data) for rid, events in batches for seq, event, data in events]
+        if not rows:
+            return
         async with self._tx() as conn:
             await conn.executemany(
                 "INSERT OR IGNORE INTO graphyard_run_events (run_id, seq, event, data)"
                 " VALUES (?, ?, ?, ?)",
-                [(run_id, seq, event, data) for seq, event, data in events],
+                rows,
             )
 
     async def read_events(self, run_id: str, after: int) -> list[tuple[int, str, str]]:
