@@ -21,7 +21,8 @@ pytest_plugins = ["postgres_fixtures", "dynamodb_fixtures"]
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in list(os.environ):
-        if name.startswith("GRAPHYARD_") or name in _LEAKY:
+        # OTEL_*: a developer's tracing setup would turn tracing on in every test server
+        if name.startswith(("GRAPHYARD_", "OTEL_")) or name in _LEAKY:
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
     yield

@@ -19,6 +19,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import StateGraph
 from langgraph.pregel import Pregel
 
+from graphyard.caching import GraphCache, open_cache
 from graphyard.config import Settings, TierName
 from graphyard.errors import ConfigError
 from graphyard.models import BundledChatModel, LocalModelServer, Tier, resolve_tiers
@@ -45,6 +46,8 @@ class Runtime:
     saver: BaseCheckpointSaver[str]
     graph: Pregel
     graph_id: str
+    cache: GraphCache | None = None
+    """Node/answer cache beside the checkpointer (``graphyard.caching``); ``None`` when off."""
 
 
 def load_graph(spec: str) -> Any:
@@ -64,9 +67,12 @@ def load_graph(spec: str) -> Any:
 
 def _compile(obj: Any, runtime: Runtime, spec: str) -> Pregel:
     if isinstance(obj, StateGraph):
-        return obj.compile(checkpointer=runtime.saver)
+        return obj.compile(checkpointer=runtime.saver, cache=runtime.cache)
     if isinstance(obj, Pregel):
-        return obj.copy(update={"checkpointer": runtime.saver})
+        keep = obj.cache is not None or runtime.cache is None  # a graph's own cache wins
+        return obj.copy(
+            update={"checkpointer": runtime.saver, **({} if keep else {"cache": runtime.cache})}
+        )
     if callable(obj) and not isinstance(obj, type):
         params = inspect.signature(obj).parameters
         return _compile(obj(runtime) if params else obj(), runtime, spec)
@@ -96,8 +102,13 @@ async def open_runtime(
     spec = source if isinstance(source, str) else getattr(source, "__name__", type(source).__name__)
     obj = load_graph(source) if isinstance(source, str) else source
     try:
-        async with open_saver(settings.checkpointer, settings=settings) as saver:
-            runtime = Runtime(settings, local, tiers, saver, graph=None, graph_id=_graph_id(spec))  # type: ignore[arg-type]
+        async with (
+            open_saver(settings.checkpointer, settings=settings) as saver,
+            open_cache(settings, saver=saver) as cache,
+        ):
+            runtime = Runtime(
+                settings, local, tiers, saver, graph=None, graph_id=_graph_id(spec), cache=cache
+            )  # type: ignore[arg-type]
             runtime.graph = _compile(obj, runtime, spec)
             yield runtime
     finally:

@@ -37,8 +37,12 @@ from pydantic_settings import (
 )
 
 __all__ = [
+    "CacheConfig",
+    "ContextConfig",
     "Durability",
     "LocalModelConfig",
+    "LogFormat",
+    "MetricsAccess",
     "ModelPrice",
     "PostgresConfig",
     "RouterKind",
@@ -61,6 +65,15 @@ RouterKind = Literal["learned", "rules", "llm"]
 SIMPLE / MODERATE / COMPLEX, the common recipe, kept for comparison)."""
 
 DEFAULT_ROUTER_TARGETS: dict[TierName, float] = {"cheap": 0.7, "mid": 0.2, "strong": 0.1}
+
+MetricsAccess = Literal["auth", "open", "off"]
+"""Who may read ``/metrics``: ``auth`` follows the server's auth (any valid API key when auth
+is on; open when it is off, which means loopback only), ``open`` needs no key even with auth
+on (for a scraper on a private network), ``off`` serves no ``/metrics`` and records nothing."""
+
+LogFormat = Literal["auto", "json", "text"]
+"""``json`` (one object per line), ``text`` (``LEVEL logger: message``) or ``auto``: JSON
+unless the log stream is a terminal."""
 
 Durability = Literal["sync", "async", "exit"]
 """When LangGraph persists checkpoints: before each step (``sync``), in the background
@@ -93,6 +106,32 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=float(match.group(1)) * _DURATION_UNITS[match.group(2)])
 
 
+class ContextConfig(BaseModel):
+    """How each model call's prompt is fitted to the model's window (``graphyard.context``).
+
+    Set graph-wide as ``context``; a tier's own ``context`` overrides only the fields it sets.
+    """
+
+    model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid")
+
+    fraction: float | None = Field(None, gt=0, le=1)
+    """Share of the model's window a prompt may fill; ``context_fraction`` when unset."""
+    refill: float = Field(0.6, gt=0, le=1)
+    """When the prompt outgrows its budget, the window start jumps so it fills this share; the prefix then stays put for several turns (1.0 slides every turn)."""
+    pins: bool = True
+    """Keep ids, emails, account numbers, stated preferences and tool results in a block that survives trimming."""
+    pin_tokens: int = Field(400, ge=0)
+    """Most tokens the pinned-facts block may take; older tool results give way first."""
+    summary: bool = False
+    """Summarise what the window leaves out with the cheap tier (one model call each time the window start jumps)."""
+    summary_tokens: int = Field(300, ge=16)
+    """Most tokens of the running summary."""
+    cache: bool = True
+    """Mark the stable prompt prefix with cache breakpoints (Anthropic models)."""
+    exact_count: bool = True
+    """Check prompts near the budget with the provider's exact token counter where one exists (Anthropic: a count request)."""
+
+
 class TierConfig(BaseModel):
     """One model tier."""
 
@@ -108,6 +147,8 @@ class TierConfig(BaseModel):
     """Override the model's context window (tokens); by default taken from the model's profile."""
     temperature: float | None = None
     """Sampling temperature; the provider's default when unset."""
+    context: ContextConfig | None = None
+    """This tier's overrides of ``context`` (only the fields given), e.g. ``GRAPHYARD_STRONG__CONTEXT__REFILL=0.8``."""
     proxy: str | None = None
     """Send this tier's requests through a proxy (``socks5://host:port`` or ``http://host:port``), e.g. Tailscale's userspace proxy; other tiers go direct."""
 
@@ -181,6 +222,33 @@ class PostgresConfig(BaseModel):
         return self
 
 
+class CacheConfig(BaseModel):
+    """Node and answer caching (``graphyard.caching``): where entries live and how long."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid")
+
+    enabled: bool = True
+    """Cache knowledge-base searches and answers to self-contained questions."""
+    url: str | None = None
+    """Cache backend; unset = beside the checkpointer (SQLite: a sibling ``.cache.db`` file; Postgres: the same database; DynamoDB: a ``<table>-cache`` table). Or ``memory``, ``none``."""
+    kb_ttl: str = "1d"
+    """How long a knowledge-base search result is kept."""
+    answer_ttl: str = "1d"
+    """How long an answer shared by all users (a help question) is kept."""
+    user_answer_ttl: str = "10m"
+    """How long an answer built on one user's data (an order) is kept, for that user only."""
+
+    @field_validator("kb_ttl", "answer_ttl", "user_answer_ttl")
+    @classmethod
+    def _is_duration(cls, value: str) -> str:
+        parse_duration(value)  # raises ConfigError with the accepted forms
+        return value
+
+    def seconds(self, name: Literal["kb_ttl", "answer_ttl", "user_answer_ttl"]) -> int:
+        """A TTL in whole seconds."""
+        return max(1, int(parse_duration(getattr(self, name)).total_seconds()))
+
+
 class ModelPrice(BaseModel):
     """Dollars per million tokens, for models genai-prices does not know (or to override it)."""
 
@@ -216,6 +284,8 @@ class Settings(BaseSettings):
     """When checkpoints are written during a run."""
     postgres: PostgresConfig = PostgresConfig()
     """Connection pool of a ``postgresql://`` checkpointer."""
+    cache: CacheConfig = CacheConfig()
+    """Node and answer caching."""
     thread_ttl: str | None = None
     """Delete threads idle longer than this (e.g. ``30d``); the server checks on a schedule. Never when unset."""
     thread_ttl_check_every: str = "1h"
@@ -252,10 +322,18 @@ class Settings(BaseSettings):
 
     context_fraction: float = Field(0.8, gt=0, le=1)
     """Share of a model's context window a prompt may fill (the completion budget comes out of it)."""
+    context: ContextConfig = ContextConfig()
+    """Context-window management: chunked windows, pinned facts, summaries, cache breakpoints."""
     max_revisions: int = Field(2, ge=0)
     """How many times the critic may send an answer back before the run ends with it."""
     tool_calls_per_turn: int = Field(6, ge=0)
     """Tool calls the agent may make answering one message."""
+    budget_run_usd: float | None = Field(None, ge=0)
+    """Dollars one run may spend on model calls; past it the run stops with ``budget_exceeded`` (checked before each call and while tokens stream). Unlimited when unset."""
+    budget_thread_usd: float | None = Field(None, ge=0)
+    """Dollars one thread may spend over all its runs; the thread resumes once this is raised. Unlimited when unset."""
+    budget_user_day_usd: float | None = Field(None, ge=0)
+    """Dollars one user may spend per UTC day over all their threads. Unlimited when unset."""
     shop_db: Path = Path("graphyard-shop.db")
     """The reference agent's demo shop (orders, tickets), created on first use."""
 
@@ -269,6 +347,33 @@ class Settings(BaseSettings):
     """Requests per user per minute; beyond it 429 with ``Retry-After``. Off when unset."""
     run_lease_seconds: float = Field(15.0, gt=0)
     """A run whose server stops heartbeating for this long is marked ``error``."""
+
+    metrics: MetricsAccess = "auth"
+    """Prometheus ``/metrics``: ``auth`` (needs an API key when auth is on), ``open`` (no key even then) or ``off`` (not served, nothing recorded)."""
+    log_format: LogFormat = "auto"
+    """``graphyard serve`` logs as ``json`` (one object per line, with run, thread and user ids), ``text``, or ``auto``: text on a terminal, JSON otherwise."""
+    log_content: bool = False
+    """Put prompts and answers in the log lines of model calls (off: logs carry ids, counts and timings only)."""
+    otel_sdk_disabled: bool = Field(False, validation_alias=AliasChoices("OTEL_SDK_DISABLED"))
+    """OpenTelemetry's switch: ``true`` turns tracing off whatever else is set."""
+    otel_traces_exporter: str | None = Field(
+        None, validation_alias=AliasChoices("OTEL_TRACES_EXPORTER")
+    )
+    """Span exporters, e.g. ``otlp`` or ``console``; tracing is off when neither this nor an OTLP endpoint is set."""
+    otel_exporter_otlp_endpoint: str | None = Field(
+        None,
+        validation_alias=AliasChoices(
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"
+        ),
+    )
+    """Where OTLP spans go (read by the exporter itself); setting it turns tracing on."""
+    otel_exporter_otlp_protocol: str | None = Field(
+        None,
+        validation_alias=AliasChoices(
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"
+        ),
+    )
+    """``http/protobuf`` (the default) or ``grpc`` (needs ``opentelemetry-exporter-otlp-proto-grpc``)."""
 
     router: RouterKind = "learned"
     """How the reference agent picks a tier per request: ``learned``, ``rules`` or ``llm``."""
@@ -287,7 +392,7 @@ class Settings(BaseSettings):
     def _merge_partial_sections(cls, data: Any) -> Any:
         """``GRAPHYARD_CHEAP__MAX_TOKENS=48`` alone changes one field, not the whole tier."""
         if isinstance(data, dict):
-            for name in ("cheap", "mid", "strong", "local", "postgres"):
+            for name in ("cheap", "mid", "strong", "local", "postgres", "cache"):
                 given = data.get(name)
                 if isinstance(given, dict):
                     default = cls.model_fields[name].default
@@ -330,6 +435,20 @@ class Settings(BaseSettings):
     def tier(self, name: TierName) -> TierConfig:
         """The configuration of one tier."""
         return {"cheap": self.cheap, "mid": self.mid, "strong": self.strong}[name]
+
+    def tier_context(self, name: TierName) -> ContextConfig:
+        """``context`` with the tier's own overrides applied (``fraction`` filled in).
+
+        >>> Settings(strong={"model": "anthropic:claude-sonnet-4-5", "context": {"refill": 0.9}}).tier_context("strong").refill
+        0.9
+        """
+        own = self.tier(name).context
+        merged = self.context.model_copy(
+            update=own.model_dump(exclude_unset=True) if own is not None else {}
+        )
+        if merged.fraction is None:
+            merged = merged.model_copy(update={"fraction": self.context_fraction})
+        return merged
 
 
 def config_reference() -> str:

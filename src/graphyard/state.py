@@ -21,7 +21,7 @@ from langgraph.channels.delta import DeltaChannel
 from langgraph.graph.message import _messages_delta_reducer
 
 from graphyard.config import TierName
-from graphyard.context import WindowPlan
+from graphyard.context import ContextState, WindowPlan
 
 __all__ = ["AgentState", "Usage", "add_usage", "with_ids"]
 
@@ -64,6 +64,8 @@ class AgentState(TypedDict, total=False):
     """How many times the critic sent this turn's answer back."""
     window: WindowPlan | None
     """The context window planned for the next model call."""
+    context: ContextState | None
+    """Context management between calls: window start, pinned facts, summary, token scale."""
     verdict: str | None
     """The critic's last verdict: ``ok``, or why the answer was sent back."""
 

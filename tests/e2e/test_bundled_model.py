@@ -112,9 +112,13 @@ def test_bundled_model_streams_real_tokens_and_usage_offline(served: Served) -> 
     tokens = [f["token"] for f in frames if "token" in f]
     assert len(tokens) >= 3 and _answer(frames).strip()
     final = frames[-2]
-    assert final["tier"] == "cheap"
+    # offline every tier is the bundled model; which one the learned router picks for a
+    # greeting (out of its training distribution) is not what this test is about
+    assert final["tier"] in ("cheap", "mid", "strong")
     assert final["cost_usd"] == 0.0  # the local model is free in dollars ...
-    assert final["usage"]["input_tokens"] > 0 and final["usage"]["output_tokens"] > 0  # ... not in tokens
+    assert (
+        final["usage"]["input_tokens"] > 0 and final["usage"]["output_tokens"] > 0
+    )  # ... not in tokens
     info = httpx.get(f"{served.url}/info").json()
     assert {t["model"] for t in info["tiers"].values()} == {"local:smollm2"}
 

@@ -60,7 +60,9 @@ def _saver(endpoint: str, *, table: str = TABLE, **options: Any) -> DynamoDBSave
     client = _client(endpoint)
     if options.get("s3_bucket"):
         options.setdefault("s3_client", _client(endpoint, "s3"))
-    create_table(client, table, s3_client=options.get("s3_client"), s3_bucket=options.get("s3_bucket"))
+    create_table(
+        client, table, s3_client=options.get("s3_client"), s3_bucket=options.get("s3_bucket")
+    )
     return DynamoDBSaver(client, table, **options)
 
 
@@ -225,7 +227,10 @@ def test_a_checkpoint_over_400_kb_is_stored_whole(dynamodb_endpoint: str, offloa
     checkpoint["channel_values"] = {"big": value}
     checkpoint["channel_versions"] = {"big": 1}
     stored = saver.put(
-        {"configurable": {"thread_id": "t", "checkpoint_ns": ""}}, checkpoint, {"step": 0}, {"big": 1}  # type: ignore[typeddict-item]
+        {"configurable": {"thread_id": "t", "checkpoint_ns": ""}},
+        checkpoint,
+        {"step": 0},
+        {"big": 1},  # type: ignore[typeddict-item]
     )
 
     loaded = saver.get_tuple(stored)
@@ -270,13 +275,21 @@ def test_a_failure_mid_write_never_leaves_a_half_written_checkpoint_readable(
     assert [t.checkpoint["id"] for t in saver.list({"configurable": {"thread_id": "t"}})] == [
         first["configurable"]["checkpoint_id"]
     ]
-    assert saver.get_tuple({**base, "configurable": {**base["configurable"], "checkpoint_id": big["id"]}}) is None
+    assert (
+        saver.get_tuple(
+            {**base, "configurable": {**base["configurable"], "checkpoint_id": big["id"]}}
+        )
+        is None
+    )
 
 
 def test_a_tasks_writes_are_saved_all_or_none(dynamodb_endpoint: str) -> None:
     saver = _saver(dynamodb_endpoint)
     stored = saver.put(
-        {"configurable": {"thread_id": "t", "checkpoint_ns": ""}}, empty_checkpoint(), {"step": 0}, {}  # type: ignore[typeddict-item]
+        {"configurable": {"thread_id": "t", "checkpoint_ns": ""}},
+        empty_checkpoint(),
+        {"step": 0},
+        {},  # type: ignore[typeddict-item]
     )
     writes = [("small", "a"), ("big", _noise(600_000)), ("other", "c")]
 
@@ -379,6 +392,7 @@ def test_a_delta_channel_history_is_rebuilt_with_one_query(dynamodb_endpoint: st
             reader, config=target, channels=["messages"]
         )
     assert per_ancestor["Query"] >= 60
+
     def contents(history: Any) -> list[str]:
         return [m.content for _, _, batch in history["messages"]["writes"] for m in batch]
 
@@ -445,7 +459,9 @@ def test_a_copied_thread_stays_readable_after_its_source_is_deleted(
     assert [i for i in _items(dynamodb_endpoint) if i["pk"]["S"] == "source"] == []
     assert _contents(graph, "copy") == before
     if offload == "s3":
-        keys = [o["Key"] for o in saver.s3_client.list_objects_v2(Bucket="graphyard-big")["Contents"]]
+        keys = [
+            o["Key"] for o in saver.s3_client.list_objects_v2(Bucket="graphyard-big")["Contents"]
+        ]
         assert keys and all(k.startswith("copy/") for k in keys)
 
 
@@ -456,7 +472,9 @@ async def test_retention_keeps_a_dynamodb_delta_thread_readable_and_lists_thread
         graph = chat_graph(saver, snapshot_frequency=7)
         for thread in ("old", "new"):
             for n in range(4):
-                await graph.ainvoke({"messages": [HumanMessage(f"{thread} {n}", id=f"{thread}{n}")]}, config(thread))
+                await graph.ainvoke(
+                    {"messages": [HumanMessage(f"{thread} {n}", id=f"{thread}{n}")]}, config(thread)
+                )
         before = (await graph.aget_state(config("new"))).values["messages"]
 
         rows = await list_threads(saver, limit=10)
@@ -479,10 +497,14 @@ async def test_idle_dynamodb_threads_are_swept_and_named_ones_deleted(dynamodb_u
     async with open_saver(dynamodb_url) as saver:
         graph = chat_graph(saver)
         for thread in ("a", "b", "c"):
-            await graph.ainvoke({"messages": [HumanMessage("hi", id=f"h-{thread}")]}, config(thread))
+            await graph.ainvoke(
+                {"messages": [HumanMessage("hi", id=f"h-{thread}")]}, config(thread)
+            )
         not_yet = await sweep_idle_threads(saver, timedelta(days=1))
         deleted = await delete_threads(saver, ["a", "nobody"])
-        later = await sweep_idle_threads(saver, timedelta(days=1), now=datetime.now(UTC) + timedelta(days=2))
+        later = await sweep_idle_threads(
+            saver, timedelta(days=1), now=datetime.now(UTC) + timedelta(days=2)
+        )
         left = await list_threads(saver, limit=10)
 
     assert not_yet.threads == []
@@ -498,7 +520,9 @@ def test_listing_without_a_thread_scans_every_thread_newest_first(dynamodb_endpo
     _say(graph, "second", 1)
 
     rows = list(saver.list(None))
-    assert [r.checkpoint["id"] for r in rows] == sorted((r.checkpoint["id"] for r in rows), reverse=True)
+    assert [r.checkpoint["id"] for r in rows] == sorted(
+        (r.checkpoint["id"] for r in rows), reverse=True
+    )
     assert {r.config["configurable"]["thread_id"] for r in rows} == {"first", "second"}
     assert rows[0].config["configurable"]["thread_id"] == "second"
     assert len(list(saver.list(None, limit=2))) == 2
@@ -545,7 +569,10 @@ async def test_open_saver_opens_a_dynamodb_url_and_creates_the_table_once(
     [
         ("dynamodb://checkpoints?region=us-east-1&endpoint=http://x", "accepted: region"),
         ("dynamodb://a?region=us-east-1", "names no valid table"),
-        ("dynamodb://checkpoints?region=us-east-1&endpoint_url=http://127.0.0.1:9", "cannot reach DynamoDB"),
+        (
+            "dynamodb://checkpoints?region=us-east-1&endpoint_url=http://127.0.0.1:9",
+            "cannot reach DynamoDB",
+        ),
     ],
 )
 async def test_a_bad_dynamodb_url_is_a_config_error_that_says_the_fix(
@@ -558,7 +585,9 @@ async def test_a_bad_dynamodb_url_is_a_config_error_that_says_the_fix(
             pass
 
 
-def test_db_init_creates_the_table_with_ttl_enabled(dynamodb_url: str, dynamodb_endpoint: str) -> None:
+def test_db_init_creates_the_table_with_ttl_enabled(
+    dynamodb_url: str, dynamodb_endpoint: str
+) -> None:
     from graphyard.cli import app
 
     result = CliRunner().invoke(
@@ -569,18 +598,25 @@ def test_db_init_creates_the_table_with_ttl_enabled(dynamodb_url: str, dynamodb_
     assert '"backend": "dynamodb"' in result.output
     client = _client(dynamodb_endpoint)
     keys = client.describe_table(TableName=TABLE)["Table"]["KeySchema"]
-    assert keys == [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}]
+    assert keys == [
+        {"AttributeName": "pk", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
+    ]
     ttl = client.describe_time_to_live(TableName=TABLE)["TimeToLiveDescription"]
     assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "ttl"}
 
 
 def test_the_sync_saver_matches_the_in_memory_saver_turn_by_turn(dynamodb_endpoint: str) -> None:
-    ours, reference = chat_graph(_saver(dynamodb_endpoint), snapshot_frequency=3), chat_graph(InMemorySaver(), snapshot_frequency=3)
+    ours, reference = (
+        chat_graph(_saver(dynamodb_endpoint), snapshot_frequency=3),
+        chat_graph(InMemorySaver(), snapshot_frequency=3),
+    )
     for n in range(8):
         for graph in (ours, reference):
             _say(graph, "t", 1, first=n)
         assert _contents(ours, "t") == _contents(reference, "t")
     history: Callable[[Any], list[int]] = lambda g: [  # noqa: E731
-        len(s.values.get("messages", [])) for s in g.get_state_history({"configurable": {"thread_id": "t"}})
+        len(s.values.get("messages", []))
+        for s in g.get_state_history({"configurable": {"thread_id": "t"}})
     ]
     assert history(ours) == history(reference)

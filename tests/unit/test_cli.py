@@ -25,7 +25,9 @@ def populated(settings: Settings) -> Settings:
     model = ScriptedChatModel(responses=["Happy to help."])
 
     async def fill() -> None:
-        async with open_runtime(settings, models=dict.fromkeys(("cheap", "mid", "strong"), model)) as rt:
+        async with open_runtime(
+            settings, models=dict.fromkeys(("cheap", "mid", "strong"), model)
+        ) as rt:
             for thread in ("alpha", "beta"):
                 await rt.graph.ainvoke(
                     {"messages": [("user", f"hello from {thread}")]},
@@ -37,7 +39,10 @@ def populated(settings: Settings) -> Settings:
 
 
 def _env(settings: Settings) -> dict[str, str]:
-    return {"GRAPHYARD_CHECKPOINTER": settings.checkpointer, "GRAPHYARD_SHOP_DB": str(settings.shop_db)}
+    return {
+        "GRAPHYARD_CHECKPOINTER": settings.checkpointer,
+        "GRAPHYARD_SHOP_DB": str(settings.shop_db),
+    }
 
 
 def test_threads_list_json_shows_every_thread_most_recent_first(populated: Settings) -> None:
@@ -75,7 +80,9 @@ def test_threads_show_unknown_thread_fails_with_a_clear_message(populated: Setti
 
 def test_config_file_option_is_read(populated: Settings, tmp_path: Path) -> None:
     config = tmp_path / "other.toml"
-    config.write_text(f'checkpointer = "{populated.checkpointer}"\nshop_db = "{populated.shop_db}"\n')
+    config.write_text(
+        f'checkpointer = "{populated.checkpointer}"\nshop_db = "{populated.shop_db}"\n'
+    )
 
     result = runner.invoke(app, ["threads", "list", "--json", "--config", str(config)])
 

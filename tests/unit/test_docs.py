@@ -13,7 +13,9 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 
 def test_readme_configuration_reference_matches_the_settings_class() -> None:
     text = README.read_text(encoding="utf-8")
-    block = re.search(r"<!-- config-reference:.*?-->\n(.*?)\n<!-- /config-reference -->", text, re.S)
+    block = re.search(
+        r"<!-- config-reference:.*?-->\n(.*?)\n<!-- /config-reference -->", text, re.S
+    )
     assert block, "README lost its generated configuration reference"
     assert block.group(1) == config_reference(), (
         "README's configuration table is stale; regenerate it from "

@@ -40,7 +40,11 @@ def test_sort_keys_of_any_namespace_and_id_split_back_and_stay_in_their_namespac
 
 
 def test_a_checkpoints_own_items_sort_right_after_it_and_before_the_next_checkpoint() -> None:
-    mine = [history_sk("", "c1"), write_sk("", "c1", "t", 0), chunk_prefix(checkpoint_sk("", "c1"), "g")]
+    mine = [
+        history_sk("", "c1"),
+        write_sk("", "c1", "t", 0),
+        chunk_prefix(checkpoint_sk("", "c1"), "g"),
+    ]
     assert all(checkpoint_sk("", "c1") < sk < checkpoint_sk("", "c2") for sk in mine)
 
 
@@ -156,7 +160,9 @@ def test_a_history_record_ends_the_walk_with_its_seed_and_writes_first() -> None
         "pk": {"S": "t"},
         "sk": {"S": history_sk("", "c2")},
         "k": {"S": "h"},
-        "d": {"B": pack({"m": [list(SERDE.dumps_typed(["old"])), [["t0", *SERDE.dumps_typed("x")]]]})},
+        "d": {
+            "B": pack({"m": [list(SERDE.dumps_typed(["old"])), [["t0", *SERDE.dumps_typed("x")]]]})
+        },
     }
     groups = _groups(
         _checkpoint_item("c2", "c1-was-pruned", {}),
@@ -177,7 +183,9 @@ def test_writes_saved_twice_keep_the_first_value_unless_they_are_special() -> No
     group.add(_write_item("c1", "t", 0, "a", "first", seq=1))
     later = _write_item("c1", "t", 0, "a", "second", seq=2)
     later["sk"] = {"S": write_sk("", "c1", "t", 0, 2)}  # a longer re-save (the null task's)
-    later["d"] = {"B": pack([[0, "a", *SERDE.dumps_typed("second")], [1, "b", *SERDE.dumps_typed("new")]])}
+    later["d"] = {
+        "B": pack([[0, "a", *SERDE.dumps_typed("second")], [1, "b", *SERDE.dumps_typed("new")]])
+    }
     group.add(later)
     group.add(_write_item("c1", "t", -1, "__error__", "old", seq=3, special=True))
     newer_error = _write_item("c1", "t", -1, "__error__", "new", seq=4, special=True)

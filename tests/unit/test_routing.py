@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -31,6 +32,7 @@ from graphyard.routing import (
 from graphyard.routing._data import LabeledSet, load_labeled
 from graphyard.routing._eval import apgr, cpt, evaluate, pgr_curve
 from graphyard.routing._learned import calibrated, thresholds_for, tier_for
+from graphyard.routing._train import TrainConfig, cross_fit
 from graphyard.testing import scripted_tiers
 
 ROUTELLM = Path(__file__).resolve().parents[3] / "shared" / "data" / "routellm"
@@ -181,6 +183,45 @@ def test_a_saved_router_loads_back_with_the_same_scores(tmp_path: Path) -> None:
 
     text = "A train leaves at 3pm going 60 mph; when does it arrive 150 miles away?"
     assert again.score(text) == pytest.approx(model.score(text), abs=1e-6)
+
+
+def _topical(seed: int) -> LabeledSet:
+    """Half the prompts from a topic the weak model often fails, half from one it rarely
+    fails; the topic shows only in diffuse vocabulary and the outcomes are noisy."""
+    rng = random.Random(seed)
+    filler = [f"word{i}" for i in range(60)]
+    prompts, weak, category = [], [], []
+    for i in range(400):
+        hard = i % 2 == 0
+        pool = [f"{'alg' if hard else 'his'}{j}" for j in range(40)]
+        prompts.append(" ".join(rng.sample(pool, 3) + rng.sample(filler, 3)))
+        weak.append(float(rng.random() > (0.4 if hard else 0.1)))
+        category.append("algebra" if hard else "history")
+    return LabeledSet("toy", prompts=prompts, weak=weak, strong=[1.0] * 400, category=category)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_training_with_categories_teaches_the_text_which_topic_needs_the_strong_model(
+    seed: int,
+) -> None:
+    data = _topical(seed)
+    hard = np.array([c == "algebra" for c in data.category], dtype=float)
+
+    plain = cross_fit(data, TrainConfig(min_df=1, alpha=30, prior_weight=0.0))
+    with_prior = cross_fit(data, TrainConfig(min_df=1, alpha=30, prior_weight=0.5))
+
+    # held-out scores follow the topic more closely once the category prior is distilled in
+    assert np.corrcoef(with_prior, hard)[0, 1] > np.corrcoef(plain, hard)[0, 1]
+
+
+def test_without_categories_the_category_prior_changes_nothing() -> None:
+    data = _topical(0)
+    data.category = [""] * len(data)
+
+    plain = cross_fit(data, TrainConfig(min_df=1, prior_weight=0.0))
+    with_prior = cross_fit(data, TrainConfig(min_df=1, prior_weight=0.5))
+
+    assert np.array_equal(plain, with_prior)
 
 
 def test_a_file_that_is_not_a_router_is_a_config_error_that_says_how_to_fix_it(

@@ -33,7 +33,6 @@ from langchain_core.messages import (
     ToolCall,
     ToolMessage,
 )
-from langchain_core.messages.utils import count_tokens_approximately
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
 from langgraph.prebuilt import ToolNode
@@ -41,8 +40,9 @@ from langgraph.prebuilt import ToolNode
 from graphyard.agent import _prompts
 from graphyard.agent._shop import DemoShop, KnowledgeBase, normalize_order_id
 from graphyard.agent._tools import make_tools
+from graphyard.caching import GraphCache, agent_caches
 from graphyard.config import TIERS, Settings, TierName
-from graphyard.context import apply_window, plan_window
+from graphyard.context import ContextWindow, build_prompt, exact_counter
 from graphyard.models import Tier, call_cost
 from graphyard.routing import Router, aroute, build_router
 from graphyard.state import AgentState, Usage, with_ids
@@ -69,6 +69,7 @@ def build_graph(
     shop: DemoShop | None = None,
     kb: KnowledgeBase | None = None,
     router: Router | None = None,
+    cache: GraphCache | None = None,
 ) -> StateGraph[AgentState]:
     """The support agent as an uncompiled graph; compile it with a checkpointer.
 
@@ -83,7 +84,11 @@ def build_graph(
     shop = shop or DemoShop(settings.shop_db)
     kb = kb or KnowledgeBase()
     router = router or build_router(settings, tiers)
-    tools = make_tools(shop, kb)
+    # with a cache (compile with the same one): KB search is a cached task; answers are cached
+    tools, answers = agent_caches(
+        cache, make_tools(shop, kb), kb, settings,
+        prompt=lambda t: f"{_prompts.PROMPT_VERSION}\n{system_prompt(t, None).content}",
+    )  # fmt: skip
     tool_node = ToolNode(tools)
     tools_by_tier = {name: tools if tier.supports_tools else [] for name, tier in tiers.items()}
 
@@ -93,15 +98,20 @@ def build_graph(
             text += "\n\n" + _prompts.REVISE.format(reason=reason)
         return SystemMessage(text)
 
-    def budget(tier: Tier) -> int:
-        return int(tier.context_window * settings.context_fraction) - tier.max_tokens
-
-    tool_tokens = count_tokens_approximately([], tools=list(tools))
-
-    def plan(state: AgentState, tier: Tier) -> Any:
-        system = system_prompt(tier, state.get("verdict"))
-        overhead = tool_tokens if tools_by_tier[tier.name] else 0  # schemas count once
-        return plan_window(state["messages"], budget(tier) - overhead, system=system)
+    # one context window per tier (graphyard.context): chunked, pinned facts, cache breakpoints
+    windows = {
+        name: ContextWindow(
+            window=tier.context_window,
+            max_tokens=tier.max_tokens,
+            config=settings.tier_context(name),
+            name=tier.model_id,
+            tools=tools_by_tier[name],
+            exact=exact_counter(tier.chat_model),
+            summarizer=tiers[next(t for t in TIERS if t in tiers)].chat_model,
+            cache_breakpoints=tier.model_id.startswith("anthropic:"),
+        )
+        for name, tier in tiers.items()
+    }
 
     async def route(state: AgentState, config: RunnableConfig) -> dict[str, Any]:
         configurable = config.get("configurable", {})
@@ -117,27 +127,41 @@ def build_graph(
             "window": None,
         }
 
-    async def trim(state: AgentState) -> dict[str, Any]:
-        return {"window": plan(state, tiers[state["tier"]])}
+    async def trim(state: AgentState, config: RunnableConfig) -> dict[str, Any]:
+        tier = tiers[state["tier"]]
+        cheap = tiers[next(t for t in TIERS if t in tiers)]  # writes the summary, when on
+        context = await windows[tier.name].aplan(
+            state["messages"],
+            state.get("context"),
+            system=system_prompt(tier, state.get("verdict")),
+            config=cheap.call_config(config),
+        )
+        # the compact form: the checkpointer stores it again in every checkpoint of the turn
+        stored = windows[tier.name].pack(state["messages"], context)
+        update: dict[str, Any] = {"window": context["plan"], "context": stored}
+        if summary_usage := context.get("summary_usage"):
+            update["cost_usd"] = call_cost(cheap.model_id, summary_usage, settings.prices)
+            update["usage"] = _usage(summary_usage)
+        return update
 
     async def planner(state: AgentState, config: RunnableConfig) -> dict[str, Any]:
         tier = tiers[state["tier"]]
         messages = state["messages"]
-        window = state.get("window")
-        if window is None or window["total"] != len(messages):
-            window = plan(state, tier)
+        system = system_prompt(tier, state.get("verdict"))
+        context = windows[tier.name].ensure(messages, state.get("context"), system)
+        if answers and (hit := await answers.lookup(state, tier, config)):
+            return hit  # streamed from the cache: no model call
         if not tier.supports_tools and isinstance(messages[-1], HumanMessage):
             # the knowledge base reads its files on first use: keep that off the event loop
             planned = await asyncio.to_thread(_plan_tool_calls, str(messages[-1].content), kb)
             calls = planned[: state["tool_calls_remaining"]]
             if calls:
                 return {"messages": [AIMessage(content="", tool_calls=calls, id=_id())]}
-        view = apply_window(messages, window)
         # Without tool definitions a provider rejects tool_use/tool_result blocks (Anthropic
         # answers 400), so once the turn's tools are spent the exchanges go in as text.
         offer_tools = tier.supports_tools and state["tool_calls_remaining"] > 0
-        prompt: list[BaseMessage] = [system_prompt(tier, state.get("verdict"))]
-        prompt += view if offer_tools else _fold_tool_results(view)
+        fold = None if offer_tools else _fold_tool_results
+        prompt = build_prompt(messages, context, system, transform=fold)
         model: Any = tier.chat_model
         if offer_tools:
             model = model.bind_tools(tools)
@@ -154,11 +178,17 @@ def build_graph(
                 usage_metadata=response.usage_metadata,
                 response_metadata=response.response_metadata,
             )
+        if answers:
+            ok = critique(response, messages) is None
+            await answers.remember(state, tier, config, response, accepted=ok)
         usage = response.usage_metadata or {}
+        # what was really sent (folded, with or without tools): the next trim learns its scale
+        sent = windows[tier.name].record(context, prompt, tools=offer_tools)
         return {
             "messages": [response],
             "cost_usd": call_cost(tier.model_id, usage, settings.prices),
             "usage": _usage(usage),
+            **({"context": windows[tier.name].pack(messages, sent)} if sent is not context else {}),
         }
 
     async def executor(state: AgentState, config: RunnableConfig) -> dict[str, Any]:
@@ -323,4 +353,4 @@ def _id() -> str:
 
 def reference_graph(runtime: Any) -> StateGraph[AgentState]:
     """Factory used by ``graphyard serve``: the support agent on the runtime's tiers."""
-    return build_graph(runtime.tiers, runtime.settings)
+    return build_graph(runtime.tiers, runtime.settings, cache=getattr(runtime, "cache", None))

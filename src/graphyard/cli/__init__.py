@@ -15,6 +15,8 @@ from __future__ import annotations
 import sys
 
 from graphyard.cli import (  # noqa: F401  (register commands)
+    _cache,  # cache stats/clear
+    _costs,  # costs
     _db,  # db init; threads prune/delete
     _deploy,  # deploy lambda render
     _router,  # router train/eval/score/calibrate

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import sys
 import uuid
 from pathlib import Path
@@ -45,7 +44,10 @@ def serve(
     from graphyard.server._gate import StartupGate
 
     settings = load_settings(config, graph=graph, host=host, port=port, checkpointer=checkpointer)
-    logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    from graphyard.observability import configure_logging
+
+    # JSON lines with run/thread/user ids unless stderr is a terminal (GRAPHYARD_LOG_FORMAT)
+    configure_logging(settings.log_format, log_level)
     check_bind(settings.host, auth=bool(settings.api_keys or settings.auth), insecure=insecure)
     if settings.graph:
         sys.path.insert(0, str(Path.cwd()))  # so `--graph mypkg.agent:graph` finds local code
@@ -72,6 +74,7 @@ def serve(
             host=settings.host,
             port=settings.port,
             log_level=log_level.lower(),
+            log_config=None,  # uvicorn's lines go through the format configured above
             timeout_graceful_shutdown=15,
             lifespan="on",
         )

@@ -21,7 +21,7 @@ does both and is a few integers, small enough to keep in state for inspection.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.messages.utils import count_tokens_approximately
@@ -91,7 +91,7 @@ def plan_window(
     fixed = counter([system]) if system is not None else 0
     available = budget - fixed
     units = _units(messages)
-    sizes = [counter(messages[a:b]) for a, b in units]
+    sizes = _Sizes(messages, units, counter)  # counted from the end, only as far as needed
     n = len(messages)
 
     # The largest suffix of whole units that fits.
@@ -156,6 +156,26 @@ def apply_window(messages: Sequence[BaseMessage], plan: WindowPlan) -> list[Base
         cut = text[: keep // 2] + _ELLIPSIS + text[len(text) - keep // 2 :]
         view[0] = first.model_copy(update={"content": cut})
     return view
+
+
+class _Sizes:
+    """Token counts of units, counted on first use: a long thread's old turns are never counted."""
+
+    def __init__(
+        self, messages: Sequence[BaseMessage], units: list[tuple[int, int]], counter: TokenCounter
+    ) -> None:
+        self._messages, self._units, self._counter = messages, units, counter
+        self._known: dict[int, int] = {}
+
+    def __getitem__(self, key: int | slice) -> Any:
+        if isinstance(key, slice):
+            return [self[i] for i in range(*key.indices(len(self._units)))]
+        if key < 0:
+            key += len(self._units)
+        if key not in self._known:
+            a, b = self._units[key]
+            self._known[key] = self._counter(self._messages[a:b])
+        return self._known[key]
 
 
 def _is_human(messages: Sequence[BaseMessage], unit: tuple[int, int]) -> bool:

@@ -4,16 +4,20 @@ from graphyard.models._local import BundledChatModel, LocalModelServer, bundled_
 from graphyard.models._pricing import call_cost
 from graphyard.models._testing import ScriptedChatModel
 from graphyard.models._tiers import (
+    CACHE_HIT_METADATA_KEY,
     LOCAL_MODEL_ID,
     MODEL_METADATA_KEY,
+    REPLAYED_KEY,
     TIER_METADATA_KEY,
     Tier,
     resolve_tiers,
 )
 
 __all__ = [
+    "CACHE_HIT_METADATA_KEY",
     "LOCAL_MODEL_ID",
     "MODEL_METADATA_KEY",
+    "REPLAYED_KEY",
     "TIER_METADATA_KEY",
     "BundledChatModel",
     "LocalModelServer",

@@ -25,8 +25,10 @@ from graphyard.errors import ConfigError
 from graphyard.models._local import BundledChatModel, LocalModelServer
 
 __all__ = [
+    "CACHE_HIT_METADATA_KEY",
     "LOCAL_MODEL_ID",
     "MODEL_METADATA_KEY",
+    "REPLAYED_KEY",
     "TIER_METADATA_KEY",
     "Tier",
     "build_chat_model",
@@ -43,6 +45,12 @@ TIER_METADATA_KEY = "graphyard_tier"
 """Metadata key naming the tier of a model call (see :meth:`Tier.call_config`)."""
 MODEL_METADATA_KEY = "graphyard_model"
 """Metadata key naming the provider string of a model call."""
+CACHE_HIT_METADATA_KEY = "graphyard_cache_hit"
+"""Metadata of the stand-in model call that streams an answer from graphyard's answer cache
+(``graphyard.caching``): no model is called, so ledgers and metrics count nothing."""
+REPLAYED_KEY = "graphyard_replayed"
+"""``response_metadata`` key on an answer a replay served from its recording
+(``graphyard.replay``): nothing was spent."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,26 +9,30 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Path, Request
+from fastapi.responses import PlainTextResponse, Response
 from langchain_core.language_models import BaseChatModel
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 import graphyard
 from graphyard._runtime import GraphSource, open_runtime
 from graphyard.config import Settings, TierName
+from graphyard.ledger import connect_ledger, handler_factory
+from graphyard.observability import CONTENT_TYPE, MetricsMiddleware, Observability
 from graphyard.persistence import sqlite_path, ttl_sweeps
-from graphyard.server import _api_runs, _api_threads
-from graphyard.server._auth import load_authenticator
+from graphyard.server import _api_cost, _api_replay, _api_runs, _api_threads
+from graphyard.server._auth import authenticate, load_authenticator
 from graphyard.server._chat import ChatRequest, start_chat
 from graphyard.server._deps import Services, services
-from graphyard.server._errors import install_error_handlers
+from graphyard.server._errors import ApiError, install_error_handlers
 from graphyard.server._limits import BodySizeLimit, RateLimiter
 from graphyard.server._runs import RunManager
 from graphyard.server._store import SqliteServerStore
+from graphyard.server._web import mount_web
 
 __all__ = ["create_app"]
 
@@ -49,13 +53,25 @@ def _store_path(checkpointer: str) -> str:
     return "graphyard-server.db"
 
 
+def _thread_created(store: SqliteServerStore) -> Callable[[str], Awaitable[float | None]]:
+    async def created(thread_id: str) -> float | None:
+        record = await store.get_thread(thread_id)
+        return record.created_at if record is not None else None
+
+    return created
+
+
 def create_app(
     settings: Settings | None = None,
     *,
     graph: GraphSource | None = None,
     models: Mapping[TierName, BaseChatModel] | None = None,
+    tracer_provider: Any = None,
 ) -> FastAPI:
     """The graphyard server for ``graph`` (the reference agent by default).
+
+    ``tracer_provider`` (an OpenTelemetry SDK ``TracerProvider``) receives the runs' spans
+    instead of the one the ``OTEL_*`` variables would configure.
 
     >>> from graphyard.server import create_app
     >>> create_app().title
@@ -64,6 +80,8 @@ def create_app(
     settings = settings or Settings()
     auth = load_authenticator(settings.api_keys, settings.auth)
     limiter = RateLimiter(settings.rate_limit_per_minute)
+    # metrics, tracing and run log lines; attached to the run manager in the lifespan
+    obs = Observability(settings, tracer_provider=tracer_provider)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -79,6 +97,22 @@ def create_app(
                 lease_seconds=settings.run_lease_seconds,
                 saver=runtime.saver,
             )
+            # the cost ledger: a handler per run records calls and enforces budgets; a
+            # run's calls are stored before the run is marked finished
+            ledger = await connect_ledger(
+                settings.checkpointer,
+                saver=runtime.saver,
+                postgres=settings.postgres,
+                fallback_path=store.path,
+            )
+            app.state.ledger = ledger
+            svc.runs.handlers.append(
+                handler_factory(ledger, settings, thread_created=_thread_created(store))
+            )
+            svc.runs.finish_hooks.append(lambda run: ledger.flush())
+            # replay: every run's model/tool calls recorded; POST /threads/{id}/replay
+            await _api_replay.install_replay(svc, prices=settings.prices)
+            obs.attach(svc.runs, saver=runtime.saver, agent=runtime.graph_id)
             await svc.runs.start()
             app.state.services = svc
             log.info(
@@ -99,7 +133,9 @@ def create_app(
                     yield
             finally:
                 await svc.runs.stop()
+                await ledger.close()
                 await store.close()
+                await obs.aclose()
 
     app = FastAPI(
         title="graphyard",
@@ -108,9 +144,14 @@ def create_app(
         lifespan=lifespan,
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    if obs.metrics is not None:  # outermost, so it also counts the 413s above
+        app.add_middleware(MetricsMiddleware, metrics=obs.metrics)
+    app.state.observability = obs
     install_error_handlers(app)
     app.include_router(_api_threads.router)
     app.include_router(_api_runs.router)
+    app.include_router(_api_cost.router)
+    app.include_router(_api_replay.router)
 
     @app.get("/ok", tags=["meta"])
     async def ok() -> dict[str, bool]:
@@ -145,4 +186,15 @@ def create_app(
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
 
+    if (metrics := obs.metrics) is not None:
+
+        @app.get("/metrics", tags=["meta"], response_class=PlainTextResponse)
+        async def prometheus_metrics(request: Request) -> Response:
+            """Prometheus metrics. With auth on, any valid API key may read them (unless
+            ``GRAPHYARD_METRICS=open``); with auth off the server is loopback-only."""
+            if settings.metrics == "auth" and await authenticate(auth, request.headers) is None:
+                raise ApiError(401, "unauthorized", "missing or invalid API key (x-api-key header)")
+            return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+    mount_web(app)  # the chat page at / (static files; every API call it makes needs the key)
     return app

@@ -9,6 +9,8 @@ Frames, each ``data: <json>``:
 - ``{"interrupt": [...]}`` when the run pauses for a human's approval (answer with
   ``{"resume": {"action": "approve"}}`` on the same endpoint);
 - ``{"error": {"code": ..., "message": ...}}`` if the run fails;
+- ``{"cache": {"hit": true, "saved_usd": ..., ...}}`` before the tokens of an answer
+  served from the answer cache (``graphyard.caching``): no model was called;
 - last, ``{"tier", "cost_usd", "thread_cost_usd", "usage"}`` for this turn, then ``[DONE]``.
 
 A chat turn is an ordinary run (``multitask_strategy="reject"``): it shows in
@@ -34,10 +36,11 @@ from graphyard.state import with_ids
 
 __all__ = ["ChatRequest", "start_chat"]
 
-CHAT_STREAM_MODES = ["tasks", "messages-tuple", "updates"]
+CHAT_STREAM_MODES = ["tasks", "messages-tuple", "updates", "custom"]
 
 _ERROR_CODES = {
     "BudgetExceeded": "budget_exceeded",
+    "budget_exceeded": "budget_exceeded",
     "ModelUnavailable": "model_unavailable",
     "ThreadBusy": "thread_busy",
     "ServerShutdown": "server_shutdown",
@@ -136,6 +139,8 @@ def chat_frames(event: str, data: Any) -> list[dict[str, Any]]:
             if verdict and verdict != "ok":
                 out.append({"verdict": verdict})
         return out
+    if event == "custom" and isinstance(data, dict) and data.get("type") == "cache_hit":
+        return [{"cache": {"hit": True, **{k: v for k, v in data.items() if k != "type"}}}]
     if event == "error" and isinstance(data, dict):
         code = _ERROR_CODES.get(str(data.get("error")), "run_failed")
         return [{"error": {"code": code, "message": data.get("message", "")}}]

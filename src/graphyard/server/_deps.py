@@ -6,9 +6,9 @@ from __future__ import annotations
 import datetime
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Depends, Path, Request
 from langgraph.types import StateSnapshot
 
 from graphyard._runtime import Runtime
@@ -20,7 +20,16 @@ from graphyard.server._runs import RunManager
 from graphyard.server._serialize import jsonable
 from graphyard.server._store import RunRecord, SqliteServerStore, ThreadRecord
 
-__all__ = ["Services", "assistant_json", "run_json", "services", "state_json", "thread_json"]
+__all__ = [
+    "IdPath",
+    "Services",
+    "Svc",
+    "assistant_json",
+    "run_json",
+    "services",
+    "state_json",
+    "thread_json",
+]
 
 _ASSISTANT_NS = uuid.UUID("6ba7b821-9dad-11d1-80b4-00c04fd430c8")  # uuid5 namespace, like LangGraph
 
@@ -87,6 +96,13 @@ class Services:
 
 def services(request: Request) -> Services:
     return request.app.state.services  # type: ignore[no-any-return]
+
+
+Svc = Annotated[Services, Depends(services)]
+"""A route parameter receiving the app's :class:`Services`."""
+
+IdPath = Annotated[str, Path(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9._:-]+$")]
+"""A thread or run id in a route's path: anything else answers 422 before the handler runs."""
 
 
 def _iso(ts: float) -> str:

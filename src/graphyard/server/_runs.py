@@ -26,22 +26,26 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import BaseMessageChunk, convert_to_messages, message_chunk_to_message
 from langgraph.pregel import Pregel
 from langgraph.types import Command
 
-from graphyard.errors import ThreadBusy
+from graphyard.errors import BudgetExceeded, ThreadBusy
 from graphyard.server._serialize import dumps, jsonable
 from graphyard.server._store import RunRecord, RunStatus, SqliteServerStore, ThreadStatus
 
-__all__ = ["HandlerFactory", "RunManager", "StreamEvent"]
+__all__ = ["HandlerFactory", "RunManager", "RunObserver", "StreamEvent"]
 
 log = logging.getLogger(__name__)
+
+RunKind = Callable[[RunRecord, dict[str, Any]], AsyncIterator[tuple[str, Any]]]
+"""Executes a special run: gets the run and its config (callbacks included), yields
+``(event, data)`` like the graph stream does."""
 
 StreamEvent = tuple[int, str, str]
 """``(seq, event name, JSON data)``; ``seq`` is the SSE ``id``."""
@@ -49,6 +53,17 @@ StreamEvent = tuple[int, str, str]
 HandlerFactory = Callable[[RunRecord], BaseCallbackHandler | None]
 """Makes one run's LangChain callback handler (cost ledger, metrics, tracing, recording);
 ``None`` when it has nothing to do for that run."""
+
+
+class RunObserver(Protocol):
+    """Told about each run this process executes: ``run_started`` runs in the run's own
+    task before the graph starts (context variables it sets reach the whole run);
+    ``run_finished`` once its final status is stored."""
+
+    def run_started(self, run: RunRecord) -> None: ...
+
+    def run_finished(self, run: RunRecord, status: RunStatus, error: str | None) -> None: ...
+
 
 _END = "end"
 _FLUSH_SECONDS = 0.05
@@ -116,7 +131,15 @@ class RunManager:
     ) -> None:
         self.graph = graph
         self.handlers = list(handlers)
+        self.kinds: dict[str, RunKind] = {}
+        """Runs that are not a plain graph stream, by ``kwargs["kind"]`` (e.g. ``replay``):
+        they get the same lock, events, handlers and ``Last-Event-ID`` as any run."""
+        self.observers: list[RunObserver] = []
+        """Told when each run executed here starts and ends (append to add one)."""
         """Callback handler factories applied to every run (append to add one)."""
+        self.finish_hooks: list[Callable[[RunRecord], Awaitable[None]]] = []
+        """Awaited after a run's graph stops and before the run is recorded as finished (e.g.
+        the cost ledger writes the run's calls); a failing hook is logged, never fatal."""
         self.store = store
         self.assistant_id = assistant_id
         self.durability = durability
@@ -272,6 +295,7 @@ class RunManager:
         run = live.run
         status: RunStatus = "success"
         error: str | None = None
+        self._tell("run_started", run)
         # to the client at once (reading the checkpointer for _mark can wait behind other
         # runs' checkpoint writes); stored below, before the graph writes anything
         live.publish("metadata", {"run_id": run.run_id, "attempt": 1})
@@ -287,6 +311,11 @@ class RunManager:
             if live.cancel_action is None:  # server shutdown, not a user's cancel
                 status, error = "error", "the server stopped during this run"
                 live.publish("error", {"error": "ServerShutdown", "message": error})
+        except BudgetExceeded as exc:  # a clean stop: the last checkpoint is intact
+            status, error = "error", f"budget_exceeded: {exc}"
+            log.info("run %s on thread %s stopped: %s", run.run_id, run.thread_id, exc)
+            details = exc.details() if callable(getattr(exc, "details", None)) else {}
+            live.publish("error", {"error": "budget_exceeded", "message": str(exc), **details})
         except Exception as exc:
             status, error = "error", f"{type(exc).__name__}: {exc}"
             log.exception("run %s on thread %s failed", run.run_id, run.thread_id)
@@ -304,6 +333,15 @@ class RunManager:
             live.finished_at = time.monotonic()
             live.changed.set()
             self._wakeup.set()
+            self._tell("run_finished", run, status, error)
+
+    def _tell(self, event: str, *args: Any) -> None:
+        """Tell every observer (metrics, tracing, logs) that a run started or finished."""
+        for observer in self.observers:
+            try:
+                getattr(observer, event)(*args)
+            except Exception:  # an observer's bug must not fail the run
+                log.exception("run observer %r failed on %s", observer, event)
 
     async def _finish(
         self, live: _LiveRun, status: RunStatus, error: str | None, before: Any
@@ -316,6 +354,11 @@ class RunManager:
             snapshot = await self.graph.aget_state({"configurable": {"thread_id": run.thread_id}})
             if snapshot.next and status != "error":
                 thread_status = "interrupted"
+        for hook in self.finish_hooks:
+            try:
+                await hook(run)
+            except Exception:
+                log.exception("finish hook %r failed for run %s", hook, run.run_id)
         await self.store.finish(run, status, thread_status, error)
         if live.cancel_action == "rollback":
             await self.store.delete_run(run.run_id)
@@ -373,6 +416,10 @@ class RunManager:
         handlers = [h for factory in self.handlers if (h := factory(run)) is not None]
         if handlers:
             config["callbacks"] = [*(config.get("callbacks") or []), *handlers]
+        if (kind := self.kinds.get(str(kw.get("kind")))) is not None:
+            async for item in kind(run, config):  # e.g. a replay (server/_api_replay.py)
+                yield item
+            return
         graph_input: Any = kw.get("input")
         if command := kw.get("command"):
             graph_input = Command(
