@@ -463,6 +463,7 @@ def describe_setup(overrides: dict[str, str], pause: float) -> None:
         f"{os.cpu_count()} CPUs; server: SQLite synchronous={server['sqlite_synchronous']}, "
         f"durability={server['durability']}; message {MESSAGE!r}; {WARMUPS} warm-ups; "
         f"{pause * 1e3:g} ms idle before each request"
+        + "".join(f"; {k}={v}" for k, v in overrides.items() if k not in server)
     )
 
 
@@ -524,6 +525,14 @@ def main(argv: list[str] | None = None) -> int:
         choices=["sync", "async", "exit"],
         help="the server's Settings.durability (default: graphyard's default)",
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="any other server setting (VALUE as JSON where it parses, e.g. "
+        "'cache={\"enabled\": false}' or metrics=off); repeatable",
+    )
     parser.add_argument("--serve", choices=["scripted", "local"], help=argparse.SUPPRESS)
     parser.add_argument("--overrides", type=json.loads, default={}, help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
@@ -545,6 +554,16 @@ def main(argv: list[str] | None = None) -> int:
         }.items()
         if v is not None
     }
+    from graphyard.config import Settings
+
+    for item in args.set:
+        field, sep, value = item.partition("=")
+        if not sep or field not in Settings.model_fields:
+            parser.error(f"--set takes FIELD=VALUE with a Settings field, got {item!r}")
+        try:
+            overrides[field] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[field] = value
     describe_setup(overrides, args.pause)
     results: list[Result] = []
     try:

@@ -158,11 +158,15 @@ def sse_response(
 ) -> EventSourceResponse:
     """The run's events as SSE: ``event``, ``data`` and ``id`` on every frame."""
 
-    async def frames() -> AsyncIterator[ServerSentEvent]:
+    async def frames() -> AsyncIterator[bytes]:
         finished = False
         try:
-            async for seq, event, data in svc.runs.events(run, after):
-                yield ServerSentEvent(data=data, event=event, id=str(seq))
+            # the frames pending for this client go out in one write (one ASGI message)
+            async for batch in svc.runs.event_batches(run, after):
+                yield b"".join(
+                    ServerSentEvent(data=data, event=event, id=str(seq)).encode()
+                    for seq, event, data in batch
+                )
             finished = True
         finally:
             if not finished and on_disconnect == "cancel":

@@ -513,31 +513,47 @@ class RunManager:
 
     async def events(self, run: RunRecord, after: int = 0) -> AsyncIterator[StreamEvent]:
         """The run's events after ``after``, then live ones until it ends; each exactly once."""
+        async for batch in self.event_batches(run, after):
+            for item in batch:
+                yield item
+
+    async def event_batches(
+        self, run: RunRecord, after: int = 0
+    ) -> AsyncIterator[list[StreamEvent]]:
+        """Like :meth:`events`, but every event available at once comes as one list: a
+        client that fell behind (a loaded server, a slow network) catches up in one write
+        instead of one per token."""
         live = self._live.get(run.run_id)
         last = after
         if live is not None:
             while True:
-                while last < len(live.events):
-                    last += 1
-                    yield live.events[last - 1]
+                if last < len(live.events):
+                    batch = live.events[last:]
+                    last += len(batch)
+                    yield batch
+                    continue  # more may have come while the client was written to
                 if live.done:
                     return
                 await live.changed.wait()
         while True:  # executed by another process (or before our restart): read the database
-            for item in await self.store.read_events(run.run_id, last):
-                last = item[0]
-                yield item
-                if item[1] == _END:
+            stored = await self.store.read_events(run.run_id, last)
+            if stored:
+                ended = next((i for i, item in enumerate(stored) if item[1] == _END), None)
+                if ended is not None:
+                    yield stored[: ended + 1]
                     return
+                last = stored[-1][0]
+                yield stored
             current = await self.store.get_run(run.run_id)
             if current is None or current.status not in ("pending", "running"):
-                for item in await self.store.read_events(run.run_id, last):
-                    yield item
+                rest = await self.store.read_events(run.run_id, last)
+                if rest:
+                    yield rest
                 return
             live = self._live.get(run.run_id)
             if live is not None:  # it was dispatched here meanwhile
-                async for item in self.events(run, last):
-                    yield item
+                async for batch in self.event_batches(run, last):
+                    yield batch
                 return
             await asyncio.sleep(0.1)
 
