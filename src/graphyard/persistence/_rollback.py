@@ -23,8 +23,10 @@ class RunMark:
 
 
 def _kind(saver: Any) -> str:
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
     name = type(saver).__name__
-    if name == "AsyncSqliteSaver":
+    if isinstance(saver, AsyncSqliteSaver):  # subclasses too, as the other stores do
         return "sqlite"
     if name in ("AsyncPostgresSaver", "PostgresSaver"):
         return "postgres"
