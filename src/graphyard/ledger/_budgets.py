@@ -71,13 +71,30 @@ class OverBudget(BudgetExceeded):
 
     >>> str(OverBudget("thread", 0.05, 0.0512))
     'the per-thread budget of $0.0500 is exhausted: this thread has spent $0.0512; raise GRAPHYARD_BUDGET_THREAD_USD to continue'
+
+    A call refused before it starts says what its prompt alone would have cost:
+
+    >>> str(OverBudget("run", 0.01, 0.0, next_call_usd=0.02))
+    "the per-run budget of $0.0100 is exhausted: this run has spent $0.0000 and the next call's prompt alone would cost $0.0200; raise GRAPHYARD_BUDGET_RUN_USD to continue"
     """
 
-    def __init__(self, budget: BudgetName, limit_usd: float, spent_usd: float) -> None:
+    def __init__(
+        self,
+        budget: BudgetName,
+        limit_usd: float,
+        spent_usd: float,
+        *,
+        next_call_usd: float | None = None,
+    ) -> None:
         label, scope, setting = _LABEL[budget]
+        upcoming = (
+            f" and the next call's prompt alone would cost ${next_call_usd:.4f}"
+            if next_call_usd
+            else ""
+        )
         super().__init__(
             f"the {label} budget of ${limit_usd:.4f} is exhausted: {scope} has spent "
-            f"${spent_usd:.4f}; raise {setting} to continue"
+            f"${spent_usd:.4f}{upcoming}; raise {setting} to continue"
         )
         self.budget: BudgetName = budget
         self.limit_usd = limit_usd

@@ -338,7 +338,7 @@ class LedgerHandler(AsyncCallbackHandler):
             if before + call.input_cost > limit:
                 call.stopped = True
                 del self._calls[call_id]  # refused before it started: nothing was spent
-                raise OverBudget(budget, limit, before)
+                raise OverBudget(budget, limit, before, next_call_usd=call.input_cost)
 
     async def _spent_so_far(self) -> list[tuple[BudgetName, float, float]]:
         limits = self.budgets.limits()
