@@ -10,17 +10,22 @@ each, in one process:
   served from the recording (and recorded again for the fork, as the server does).
 
 It prints the median wall time of each, the ratio, and the model calls each made (the
-scripted model counts every prompt it receives; recorded mode must make 0). The scripted
+scripted model counts every prompt it receives; recorded mode must make 0). It also prints
+the bytes the recording of the original thread's model requests takes per call: stored
+content-addressed (each prompt message once per thread, each row the list of its hashes)
+vs the whole canonical request inline in every row, as recordings were stored before. The scripted
 model answers instantly, so the live column is the cheapest a live re-run can ever be: a
 real model adds its latency and price to every one of its 26 calls.
 
-Run: ``.venv/bin/python benchmarks/replay.py [--rounds 25] [--repeat 5]``
+Run: ``.venv/bin/python benchmarks/replay.py [--rounds 25] [--repeat 5] [--tool-bytes 0]``
+(``--tool-bytes N`` pads every tool result to N characters, as real tool output is).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import statistics
 import tempfile
 import time
@@ -43,13 +48,12 @@ class State(TypedDict):
     messages: Annotated[list[AnyMessage], add_messages]
 
 
-@tool
-def lookup(order_id: str) -> str:
-    """Look an order up."""
-    return f"Order {order_id} shipped."
+def build(model: ScriptedChatModel, rounds: int, tool_bytes: int = 0) -> StateGraph[State]:
+    @tool
+    def lookup(order_id: str) -> str:
+        """Look an order up."""
+        return f"Order {order_id} shipped.".ljust(tool_bytes, ".")
 
-
-def build(model: ScriptedChatModel, rounds: int) -> StateGraph[State]:
     def respond(messages: list[Any]) -> AIMessage:
         done = sum(isinstance(m, ToolMessage) for m in messages)
         if done < rounds:
@@ -74,11 +78,31 @@ def build(model: ScriptedChatModel, rounds: int) -> StateGraph[State]:
     return graph
 
 
-async def main(rounds: int, repeat: int) -> None:
+async def request_bytes(saver: Any, store: Any, thread: str) -> tuple[int, int, int]:
+    """(model calls, request bytes stored, request bytes if every row held it inline)."""
+    calls = [r for r in await store.for_thread(thread) if r.kind == "model"]
+    inline = sum(len(json.dumps(r.input, default=str).encode()) for r in calls)
+    async with saver.lock:
+        cursor = await saver.conn.execute(
+            "SELECT COALESCE(SUM(length(CAST(input AS BLOB))), 0) FROM graphyard_recordings"
+            " WHERE thread_id = ? AND kind = 'model'",
+            (thread,),
+        )
+        rows = (await cursor.fetchone())[0]
+        cursor = await saver.conn.execute(
+            "SELECT COALESCE(SUM(length(CAST(hash AS BLOB)) + length(CAST(body AS BLOB))), 0)"
+            " FROM graphyard_recording_messages WHERE thread_id = ?",
+            (thread,),
+        )
+        messages = (await cursor.fetchone())[0]
+    return len(calls), rows + messages, inline
+
+
+async def main(rounds: int, repeat: int, tool_bytes: int) -> None:
     model = ScriptedChatModel()
     with tempfile.TemporaryDirectory() as tmp:
         async with open_saver(f"sqlite:///{Path(tmp) / 'bench.db'}") as saver:
-            graph = build(model, rounds).compile(checkpointer=saver)
+            graph = build(model, rounds, tool_bytes).compile(checkpointer=saver)
             store = recording_store(saver)
             assert store is not None
             request = {"messages": [HumanMessage("Where are all my orders?")]}
@@ -104,6 +128,7 @@ async def main(rounds: int, repeat: int) -> None:
                 - 2
             )  # the input checkpoint and the one before it ran nothing
             recorded_calls = await store.count("original")
+            model_calls, stored_bytes, inline_bytes = await request_bytes(saver, store, "original")
 
             live_times, replay_times, live_calls, replay_calls = [], [], [], []
             for i in range(repeat):
@@ -141,11 +166,22 @@ async def main(rounds: int, repeat: int) -> None:
         f"{statistics.median(replay_calls):16.0f}"
     )
     print(f"{'model calls served from recording':32} {'0':>14} {result.model_calls_served:16d}")
+    print()
+    print(f"{'':32} {'inline':>14} {'content-addressed':>18} {'ratio':>8}")
+    print(
+        f"{'request bytes recorded per call':32} {inline_bytes / model_calls:14.0f} "
+        f"{stored_bytes / model_calls:18.0f} {stored_bytes / inline_bytes:8.3f}x"
+    )
+    print(
+        f"{'request bytes recorded, thread':32} {inline_bytes:14d} {stored_bytes:18d} "
+        f"({model_calls} model calls)"
+    )
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=25, help="tool rounds (2 steps each)")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--tool-bytes", type=int, default=0, help="pad tool results to N chars")
     args = parser.parse_args()
-    asyncio.run(main(args.rounds, args.repeat))
+    asyncio.run(main(args.rounds, args.repeat, args.tool_bytes))

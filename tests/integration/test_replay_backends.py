@@ -66,6 +66,7 @@ async def test_a_recorded_reference_agent_thread_replays_whole_on_each_backend(
             "Thanks!",
         ]
 
+        assert await store.count_messages("t1") > 0
         await delete_threads(saver, ["t1"])
-        assert await store.count("t1") == 0
-        assert await store.count("other") >= 2
+        assert await store.count("t1") == 0 and await store.count_messages("t1") == 0
+        assert await store.count("other") >= 2 and await store.count_messages("other") > 0

@@ -219,16 +219,19 @@ def test_deleting_a_thread_deletes_its_recordings(directory: Path) -> None:
             thread, _ = ask(http, "Where is my order A1001?")
             keep, _ = ask(http, "Where is my order A1002?")
 
-            def count(t: str) -> int:
+            def count(t: str, table: str = "graphyard_recordings") -> int:
                 with sqlite3.connect(directory / "graphyard.db") as db:
                     return int(
                         db.execute(
-                            "SELECT COUNT(*) FROM graphyard_recordings WHERE thread_id = ?", (t,)
+                            f"SELECT COUNT(*) FROM {table} WHERE thread_id = ?", (t,)
                         ).fetchone()[0]
                     )
 
             assert count(thread) == 3 and count(keep) == 3  # two model calls, one tool call
+            assert count(thread, "graphyard_recording_messages") > 0
             assert http.delete(f"/threads/{thread}").status_code in (200, 204)
             assert count(thread) == 0 and count(keep) == 3
+            assert count(thread, "graphyard_recording_messages") == 0
+            assert count(keep, "graphyard_recording_messages") > 0
     finally:
         server.kill()

@@ -150,13 +150,17 @@ async def test_deleting_or_pruning_a_thread_takes_its_recordings_with_it(tmp_pat
             await record(graph, thread)
         await record(graph, "c", "and again?")
         assert [await store.count(t) for t in "abc"] == [3, 3, 6]
+        assert all([await store.count_messages(t) > 0 for t in "abc"])
 
         await delete_threads(saver, ["a"])
         assert [await store.count(t) for t in "abc"] == [0, 3, 6]
+        assert await store.count_messages("a") == 0
+        assert all([await store.count_messages(t) > 0 for t in "bc"])
 
         await prune_threads(saver, keep_latest=True, channels=graph.channels)
         # only the latest checkpoint is kept: no task ran from it, so no call is left
         assert [await store.count(t) for t in "bc"] == [0, 0]
+        assert await store.count_messages() == 0  # no recording refers to any message now
 
 
 def test_a_request_fingerprint_ignores_message_and_tool_call_ids_but_not_text() -> None:
@@ -249,7 +253,50 @@ async def test_the_ttl_sweep_takes_the_recordings_of_the_threads_it_deletes(
         later = datetime.now(UTC) + timedelta(days=31)
         report = await sweep_idle_threads(saver, timedelta(days=30), now=later)
         assert report.threads == ["idle"]
-        assert await store.count() == 0
+        assert await store.count() == 0 and await store.count_messages() == 0
+
+
+async def test_a_thread_stores_each_prompt_message_once_and_reads_whole_requests_back(
+    tmp_path: Path,
+) -> None:
+    import json
+
+    async with open_saver(f"sqlite:///{tmp_path / 'g.db'}") as saver:
+        graph = build(scripted()).compile(checkpointer=saver)
+        await record(graph, "c")
+        await record(graph, "c", "and again?")
+        store = recording_store(saver)
+        assert store is not None
+        calls = [r for r in await store.for_thread("c") if r.kind == "model"]
+        sent = [m for r in calls for m in r.input["messages"]]
+        assert [len(r.input["messages"]) for r in calls] == [2, 4, 6, 8]
+        for r in calls:  # the whole request is back, and it is what was fingerprinted
+            assert fingerprint(r.input) == r.fingerprint and set(r.input) == {
+                "model",
+                "tools",
+                "messages",
+            }
+        distinct = {json.dumps(m, sort_keys=True) for m in sent}
+        assert await store.count_messages("c") == len(distinct) < len(sent)
+        async with saver.lock:
+            cursor = await saver.conn.execute(
+                "SELECT input FROM graphyard_recordings WHERE kind = 'model' ORDER BY id"
+            )
+            stored = [json.loads(row[0]) for row in await cursor.fetchall()]
+        assert all("messages" not in row and len(row["message_refs"]) for row in stored)
+
+        # a row written before messages were stored apart (the request inline) still reads
+        old = {"model": "m", "tools": [], "messages": [{"role": "human", "content": "hi"}]}
+        async with saver.lock:
+            await saver.conn.execute(
+                "INSERT INTO graphyard_recordings (thread_id, checkpoint_ns, checkpoint_id,"
+                " task_id, step, node, seq, kind, name, fingerprint, input, output, created_at)"
+                " VALUES ('old', '', 'k', 't', 1, 'agent', 0, 'model', 'm', ?, ?, 'null', 0)",
+                (fingerprint(old), json.dumps(old)),
+            )
+            await saver.conn.commit()
+        [read] = await store.for_thread("old")
+        assert read.input == old and fingerprint(read.input) == read.fingerprint
 
 
 async def test_a_thread_over_its_budget_replays_and_the_replay_adds_nothing_to_the_ledger(

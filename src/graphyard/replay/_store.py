@@ -12,6 +12,15 @@ with it, and a thread's remaining ones when its last checkpoint goes. So ``DELET
 /threads/{id}``, ``graphyard threads delete|prune`` and the TTL sweep need no change to
 forget recordings, and nothing can leave them behind.
 
+A model request is stored content-addressed: consecutive calls of a thread resend almost
+the same window of messages, so each canonical message is stored once per thread in
+``graphyard_recording_messages`` (keyed by thread and the sha256 of its canonical JSON, 32 hex digits) and
+the row's ``input`` holds the model, the tools and the ordered list of message hashes
+(``message_refs``). Reading rebuilds the whole canonical request, so the fingerprint
+(taken of the whole request when recorded), matching and the divergence diff see what they
+always saw; a row written before this (the whole request inline) reads as it is. A trigger
+on the recordings table deletes a thread's messages when its last recording goes.
+
 DynamoDB has no triggers and no table of ours: :func:`recording_store` returns ``None``
 there, the server records nothing and says so once, and a recorded replay refuses with a
 :class:`~graphyard.errors.ConfigError`.
@@ -21,6 +30,7 @@ This module must never block the event loop and never read or write checkpoints.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import weakref
@@ -41,6 +51,9 @@ CallKind = Literal["model", "tool"]
 
 _READY: weakref.WeakSet[Any] = weakref.WeakSet()
 """Savers whose database already has the table and triggers (set up once per process)."""
+
+_REFS = "message_refs"
+"""The key of a stored request's ordered message hashes (in place of ``messages``)."""
 
 _COLUMNS = (
     "thread_id, checkpoint_ns, checkpoint_id, task_id, step, node, seq, kind, name, "
@@ -80,7 +93,8 @@ class Recording:
     run_id: str | None = None
     created_at: float = field(default_factory=time.time)
 
-    def row(self) -> tuple[Any, ...]:
+    def row(self, input_json: str | None = None) -> tuple[Any, ...]:
+        """The row's values in ``_COLUMNS`` order (``input_json`` in place of the input)."""
         return (
             self.thread_id,
             self.checkpoint_ns,
@@ -92,7 +106,7 @@ class Recording:
             self.kind,
             self.name,
             self.fingerprint,
-            json.dumps(self.input, default=str),
+            json.dumps(self.input, default=str) if input_json is None else input_json,
             json.dumps(self.output, default=str),
             self.error,
             self.tier,
@@ -104,6 +118,23 @@ class Recording:
             self.created_at,
         )
 
+    def stored(self) -> tuple[tuple[Any, ...], dict[str, str]]:
+        """The row to write and the messages it refers to (hash -> canonical JSON)."""
+        request = self.input
+        if not (isinstance(request, dict) and isinstance(request.get("messages"), list)):
+            return self.row(), {}
+        bodies: dict[str, str] = {}
+        refs: list[str] = []
+        for message in request["messages"]:
+            # key order kept (not sorted): the diff prints content lists as they were sent
+            body = json.dumps(message, default=str, ensure_ascii=False)
+            digest = hashlib.sha256(body.encode()).hexdigest()[:32]  # 128 bits, per thread
+            bodies[digest] = body
+            refs.append(digest)
+        shell = {k: v for k, v in request.items() if k != "messages"}
+        shell[_REFS] = refs
+        return self.row(json.dumps(shell, default=str)), bodies
+
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> Recording:
         values = list(row)
@@ -112,6 +143,30 @@ class Recording:
         values[6] = int(values[6])
         values[4] = int(values[4])
         return cls(*values)
+
+
+def _refs(recordings: Sequence[Recording]) -> set[str]:
+    return {
+        ref
+        for r in recordings
+        if isinstance(r.input, dict) and isinstance(r.input.get(_REFS), list)
+        for ref in r.input[_REFS]
+    }
+
+
+def _inline(recordings: list[Recording], bodies: dict[str, str]) -> list[Recording]:
+    """Put the stored messages back into each request (old inline rows stay as they are)."""
+    for r in recordings:
+        if isinstance(r.input, dict) and isinstance(r.input.get(_REFS), list):
+            request = {k: v for k, v in r.input.items() if k != _REFS}
+            request["messages"] = [
+                json.loads(bodies[h])
+                if h in bodies
+                else {"role": "missing", "content": f"message {h[:12]} is not stored"}
+                for h in r.input[_REFS]
+            ]
+            r.input = request
+    return recordings
 
 
 class RecordingStore(Protocol):
@@ -133,6 +188,10 @@ class RecordingStore(Protocol):
 
     async def count(self, thread_id: str | None = None) -> int:
         """How many recordings (of one thread, or all)."""
+        ...
+
+    async def count_messages(self, thread_id: str | None = None) -> int:
+        """How many distinct request messages are stored (of one thread, or all)."""
         ...
 
 
@@ -197,6 +256,19 @@ BEGIN
         WHERE thread_id = OLD.thread_id
         AND NOT EXISTS (SELECT 1 FROM checkpoints WHERE thread_id = OLD.thread_id);
 END;
+CREATE TABLE IF NOT EXISTS graphyard_recording_messages (
+    thread_id TEXT NOT NULL,
+    hash      TEXT NOT NULL,
+    body      TEXT NOT NULL,
+    PRIMARY KEY (thread_id, hash)
+);
+CREATE TRIGGER IF NOT EXISTS graphyard_recording_messages_follow_recordings
+AFTER DELETE ON graphyard_recordings
+BEGIN
+    DELETE FROM graphyard_recording_messages
+        WHERE thread_id = OLD.thread_id
+        AND NOT EXISTS (SELECT 1 FROM graphyard_recordings WHERE thread_id = OLD.thread_id);
+END;
 """
 
 
@@ -220,9 +292,15 @@ class SqliteRecordingStore:
     async def put(self, recording: Recording) -> None:
         await self.setup()
         marks = ",".join("?" * 20)
+        row, bodies = recording.stored()
         async with self.saver.lock:
+            await self.saver.conn.executemany(
+                "INSERT OR IGNORE INTO graphyard_recording_messages (thread_id, hash, body)"
+                " VALUES (?, ?, ?)",
+                [(recording.thread_id, h, b) for h, b in bodies.items()],
+            )
             await self.saver.conn.execute(
-                f"INSERT INTO graphyard_recordings ({_COLUMNS}) VALUES ({marks})", recording.row()
+                f"INSERT INTO graphyard_recordings ({_COLUMNS}) VALUES ({marks})", row
             )
             await self.saver.conn.commit()
 
@@ -239,12 +317,28 @@ class SqliteRecordingStore:
             args += list(checkpoint_ids)
         async with self.saver.lock:
             cursor = await self.saver.conn.execute(sql + " ORDER BY id", args)
-            rows = await cursor.fetchall()
-        return [Recording.from_row(r) for r in rows]
+            recordings = [Recording.from_row(r) for r in await cursor.fetchall()]
+            bodies: dict[str, str] = {}
+            refs = sorted(_refs(recordings))
+            for i in range(0, len(refs), 500):  # under SQLite's bound-parameter limit
+                chunk = refs[i : i + 500]
+                cursor = await self.saver.conn.execute(
+                    "SELECT hash, body FROM graphyard_recording_messages WHERE thread_id = ?"
+                    f" AND hash IN ({','.join('?' * len(chunk))})",
+                    [thread_id, *chunk],
+                )
+                bodies.update({h: b for h, b in await cursor.fetchall()})
+        return _inline(recordings, bodies)
 
     async def count(self, thread_id: str | None = None) -> int:
+        return await self._count("graphyard_recordings", thread_id)
+
+    async def count_messages(self, thread_id: str | None = None) -> int:
+        return await self._count("graphyard_recording_messages", thread_id)
+
+    async def _count(self, table: str, thread_id: str | None) -> int:
         await self.setup()
-        sql, args = "SELECT COUNT(*) FROM graphyard_recordings", ()
+        sql, args = f"SELECT COUNT(*) FROM {table}", ()
         if thread_id is not None:
             sql, args = sql + " WHERE thread_id = ?", (thread_id,)  # type: ignore[assignment]
         async with self.saver.lock:
@@ -291,7 +385,28 @@ _PG_SCHEMA = [
     "DROP TRIGGER IF EXISTS graphyard_recordings_follow_checkpoints ON checkpoints",
     "CREATE TRIGGER graphyard_recordings_follow_checkpoints AFTER DELETE ON checkpoints"
     " FOR EACH ROW EXECUTE FUNCTION graphyard_recordings_follow()",
+    """CREATE TABLE IF NOT EXISTS graphyard_recording_messages (
+        thread_id TEXT NOT NULL,
+        hash      TEXT NOT NULL,
+        body      TEXT NOT NULL,
+        PRIMARY KEY (thread_id, hash)
+    )""",
+    """CREATE OR REPLACE FUNCTION graphyard_recording_messages_follow() RETURNS trigger AS $$
+    BEGIN
+        IF NOT EXISTS (SELECT 1 FROM graphyard_recordings WHERE thread_id = OLD.thread_id) THEN
+            DELETE FROM graphyard_recording_messages WHERE thread_id = OLD.thread_id;
+        END IF;
+        RETURN NULL;
+    END $$ LANGUAGE plpgsql""",
+    "DROP TRIGGER IF EXISTS graphyard_recording_messages_follow_recordings ON graphyard_recordings",
+    "CREATE TRIGGER graphyard_recording_messages_follow_recordings"
+    " AFTER DELETE ON graphyard_recordings"
+    " FOR EACH ROW EXECUTE FUNCTION graphyard_recording_messages_follow()",
 ]
+_PG_TRIGGERS = (
+    "graphyard_recordings_follow_checkpoints",
+    "graphyard_recording_messages_follow_recordings",
+)
 
 
 class PostgresRecordingStore:
@@ -306,9 +421,11 @@ class PostgresRecordingStore:
             return
         async with self.saver._cursor() as cur:
             await cur.execute(
-                "SELECT 1 FROM pg_trigger WHERE tgname = 'graphyard_recordings_follow_checkpoints'"
+                "SELECT COUNT(DISTINCT tgname) AS n FROM pg_trigger WHERE tgname = ANY(%s)",
+                [list(_PG_TRIGGERS)],
             )
-            exists = await cur.fetchone() is not None
+            row = await cur.fetchone()
+            exists = row is not None and int(row["n"]) == len(_PG_TRIGGERS)
         if not exists:  # DDL on checkpoints locks it: only when the trigger is missing
             async with self.saver._cursor() as cur, cur.connection.transaction():
                 # one creator at a time: several servers may start together
@@ -321,10 +438,17 @@ class PostgresRecordingStore:
     async def put(self, recording: Recording) -> None:
         await self.setup()
         marks = ",".join(["%s"] * 20)
-        async with self.saver._cursor() as cur:
+        row, bodies = recording.stored()
+        async with self.saver._cursor() as cur, cur.connection.transaction():
+            if bodies:
+                await cur.executemany(
+                    "INSERT INTO graphyard_recording_messages (thread_id, hash, body)"
+                    " VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+                    [(recording.thread_id, h, b) for h, b in bodies.items()],
+                )
             await cur.execute(
                 f"INSERT INTO graphyard_recordings ({_COLUMNS}) VALUES ({marks})",  # type: ignore[arg-type]
-                recording.row(),
+                row,
             )
 
     async def for_thread(
@@ -339,12 +463,27 @@ class PostgresRecordingStore:
         async with self.saver._cursor() as cur:
             await cur.execute(sql + " ORDER BY id", args)  # type: ignore[arg-type]
             rows = await cur.fetchall()
-        names = [c.strip() for c in _COLUMNS.split(",")]
-        return [Recording.from_row([r[n] for n in names]) for r in rows]
+            names = [c.strip() for c in _COLUMNS.split(",")]
+            recordings = [Recording.from_row([r[n] for n in names]) for r in rows]
+            bodies: dict[str, str] = {}
+            if refs := sorted(_refs(recordings)):
+                await cur.execute(
+                    "SELECT hash, body FROM graphyard_recording_messages"
+                    " WHERE thread_id = %s AND hash = ANY(%s)",
+                    [thread_id, refs],
+                )
+                bodies = {r["hash"]: r["body"] for r in await cur.fetchall()}
+        return _inline(recordings, bodies)
 
     async def count(self, thread_id: str | None = None) -> int:
+        return await self._count("graphyard_recordings", thread_id)
+
+    async def count_messages(self, thread_id: str | None = None) -> int:
+        return await self._count("graphyard_recording_messages", thread_id)
+
+    async def _count(self, table: str, thread_id: str | None) -> int:
         await self.setup()
-        sql, args = "SELECT COUNT(*) AS n FROM graphyard_recordings", []
+        sql, args = f"SELECT COUNT(*) AS n FROM {table}", []
         if thread_id is not None:
             sql, args = sql + " WHERE thread_id = %s", [thread_id]
         async with self.saver._cursor() as cur:
