@@ -53,13 +53,7 @@ from graphyard.config import ModelPrice, Settings
 from graphyard.ledger._budgets import BudgetName, Budgets, OverBudget
 from graphyard.ledger._records import CallRecord, CallStatus
 from graphyard.ledger._store import Ledger, utc_day_start
-from graphyard.models import (
-    CACHE_HIT_METADATA_KEY,
-    MODEL_METADATA_KEY,
-    REPLAYED_KEY,
-    TIER_METADATA_KEY,
-    call_cost,
-)
+from graphyard.models import CACHE_HIT_METADATA_KEY, call_cost, is_replayed, model_of
 from graphyard.replay import replay_answers
 
 __all__ = ["LedgerHandler", "RunIdentity", "handler_factory"]
@@ -83,14 +77,6 @@ logging.getLogger("langchain_core.callbacks.manager").addFilter(_QuietBudgetStop
 
 _MTOK = 1_000_000
 _CHARS_PER_TOKEN = 4  # what count_tokens_approximately assumes
-
-
-def _replayed(response: LLMResult) -> bool:
-    return any(
-        getattr(getattr(g, "message", None), "response_metadata", {}).get(REPLAYED_KEY)
-        for gens in response.generations
-        for g in gens
-    )
 
 
 class RunIdentity(Protocol):
@@ -120,14 +106,6 @@ class _Call:
     @property
     def running_cost(self) -> float:
         return self.input_cost + self.output_tokens * self.output_price
-
-
-def _model_id(metadata: Mapping[str, Any]) -> str:
-    if model := metadata.get(MODEL_METADATA_KEY):
-        return str(model)
-    name = str(metadata.get("ls_model_name") or "unknown")
-    provider = metadata.get("ls_provider")
-    return f"{provider}:{name}" if provider else name
 
 
 def _usage(response: LLMResult) -> UsageMetadata | None:
@@ -264,7 +242,7 @@ class LedgerHandler(AsyncCallbackHandler):
         **kwargs: Any,
     ) -> None:
         call = self._calls.pop(run_id, None)
-        if call is None or _replayed(response):
+        if call is None or is_replayed(response):
             return  # a replay served this answer from its recording: nothing was spent
         try:
             usage = _usage(response)
@@ -302,7 +280,7 @@ class LedgerHandler(AsyncCallbackHandler):
             # sent, so no budget may refuse it and nothing is recorded
             return
         try:
-            model = _model_id(metadata)
+            tier, model = model_of(metadata)
             input_cost = call_cost(
                 model,
                 UsageMetadata(input_tokens=tokens, output_tokens=0, total_tokens=tokens),
@@ -318,7 +296,7 @@ class LedgerHandler(AsyncCallbackHandler):
             )
             call = _Call(
                 model=model,
-                tier=str(metadata.get(TIER_METADATA_KEY) or "unknown"),
+                tier=tier,
                 node=metadata.get("langgraph_node"),
                 started_at=time.time(),
                 started=time.monotonic(),

@@ -10,6 +10,8 @@ from graphyard.models._tiers import (
     REPLAYED_KEY,
     TIER_METADATA_KEY,
     Tier,
+    is_replayed,
+    model_of,
     resolve_tiers,
 )
 
@@ -25,5 +27,7 @@ __all__ = [
     "Tier",
     "bundled_model_path",
     "call_cost",
+    "is_replayed",
+    "model_of",
     "resolve_tiers",
 ]

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
+from langchain_core.outputs import LLMResult
 from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import merge_configs
 
@@ -32,6 +33,8 @@ __all__ = [
     "TIER_METADATA_KEY",
     "Tier",
     "build_chat_model",
+    "is_replayed",
+    "model_of",
     "resolve_tiers",
 ]
 
@@ -51,6 +54,38 @@ CACHE_HIT_METADATA_KEY = "graphyard_cache_hit"
 REPLAYED_KEY = "graphyard_replayed"
 """``response_metadata`` key on an answer a replay served from its recording
 (``graphyard.replay``): nothing was spent."""
+
+
+def model_of(metadata: Mapping[str, Any]) -> tuple[str, str]:
+    """``(tier, model)`` of a model call from its callback metadata: graphyard's keys
+    (:meth:`Tier.call_config`), else LangChain's ``ls_provider:ls_model_name`` and tier
+    ``unknown`` (a user's graph).
+
+    >>> model_of({"graphyard_tier": "mid", "graphyard_model": "anthropic:claude-haiku-4-5"})
+    ('mid', 'anthropic:claude-haiku-4-5')
+    >>> model_of({"ls_provider": "openai", "ls_model_name": "gpt-4.1-mini"})
+    ('unknown', 'openai:gpt-4.1-mini')
+    """
+    tier = metadata.get(TIER_METADATA_KEY)
+    model = metadata.get(MODEL_METADATA_KEY)
+    if not model:
+        name, provider = metadata.get("ls_model_name"), metadata.get("ls_provider")
+        model = f"{provider}:{name}" if name and provider else (name or "unknown")
+    return (tier if isinstance(tier, str) and tier else "unknown"), str(model)
+
+
+def is_replayed(response: LLMResult) -> bool:
+    """Whether a replay served this answer from its recording (:data:`REPLAYED_KEY`), so
+    no model was called and nothing was spent.
+
+    >>> is_replayed(LLMResult(generations=[]))
+    False
+    """
+    return any(
+        getattr(getattr(g, "message", None), "response_metadata", {}).get(REPLAYED_KEY)
+        for gens in response.generations
+        for g in gens
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,13 +28,7 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.outputs import ChatGeneration, LLMResult
 
 from graphyard.config import TIERS, ModelPrice
-from graphyard.models import (
-    CACHE_HIT_METADATA_KEY,
-    MODEL_METADATA_KEY,
-    REPLAYED_KEY,
-    TIER_METADATA_KEY,
-    call_cost,
-)
+from graphyard.models import CACHE_HIT_METADATA_KEY, call_cost, is_replayed, model_of
 
 CACHE_EVENT = "graphyard_cache"
 """The custom callback event ``graphyard.caching`` dispatches on every answer-cache lookup."""
@@ -50,22 +44,6 @@ log = logging.getLogger("graphyard.runs")
 
 UNKNOWN = "unknown"
 _ROUTER_NODE = "router"
-
-
-def model_of(metadata: Mapping[str, Any]) -> tuple[str, str]:
-    """``(tier, model)`` of a model call from its callback metadata.
-
-    >>> model_of({"graphyard_tier": "mid", "graphyard_model": "anthropic:claude-haiku-4-5"})
-    ('mid', 'anthropic:claude-haiku-4-5')
-    >>> model_of({"ls_provider": "openai", "ls_model_name": "gpt-4.1-mini"})
-    ('unknown', 'openai:gpt-4.1-mini')
-    """
-    tier = metadata.get(TIER_METADATA_KEY)
-    model = metadata.get(MODEL_METADATA_KEY)
-    if not model:
-        name, provider = metadata.get("ls_model_name"), metadata.get("ls_provider")
-        model = f"{provider}:{name}" if name and provider else (name or UNKNOWN)
-    return (tier if isinstance(tier, str) and tier else UNKNOWN), str(model)
 
 
 def _usage_counts(result: LLMResult) -> tuple[dict[str, Any], str, str | None, str | None]:
@@ -257,7 +235,7 @@ class RunInstrument(BaseCallbackHandler):
         call = self._calls.pop(run_id, None)
         if call is None:
             return
-        if call.cached or _replayed(response):
+        if call.cached or is_replayed(response):
             # a cached answer, or one a replay served from its recording: nothing spent
             if self.ttft is None:
                 self._first_token(call.tier)
@@ -506,11 +484,3 @@ def _timed(original: Any, histogram: Any) -> Any:
 
     timed._graphyard_timed = True  # type: ignore[attr-defined]
     return timed
-
-
-def _replayed(response: LLMResult) -> bool:
-    return any(
-        getattr(getattr(g, "message", None), "response_metadata", {}).get(REPLAYED_KEY)
-        for gens in response.generations
-        for g in gens
-    )

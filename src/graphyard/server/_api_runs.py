@@ -8,12 +8,13 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from graphyard.server._deps import Services, run_json, services
+from graphyard.server._deps import IdPath as Id
+from graphyard.server._deps import Services, Svc, run_json
 from graphyard.server._errors import ApiError
 from graphyard.server._serialize import jsonable
 from graphyard.server._store import RunRecord
@@ -26,8 +27,6 @@ router = APIRouter()
 
 HEARTBEAT_SECONDS = 5.0
 
-Svc = Annotated[Services, Depends(services)]
-Id = Annotated[str, Path(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9._:-]+$")]
 
 StreamModeName = Literal[
     "values",

@@ -5,14 +5,14 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi import APIRouter, Request, Response
 from langgraph.errors import InvalidUpdateError
 from pydantic import BaseModel, ConfigDict, Field
 
+from graphyard.server._deps import IdPath as Id
 from graphyard.server._deps import (
-    Services,
+    Svc,
     assistant_json,
-    services,
     state_json,
     thread_json,
 )
@@ -25,9 +25,6 @@ router = APIRouter()
 MAX_OFFSET = 1_000_000_000
 """Offsets past this are refused (422) rather than overflowing the database's integers."""
 _FILTER_KEY = r"^[A-Za-z0-9_.-]{1,128}$"
-
-Svc = Annotated[Services, Depends(services)]
-Id = Annotated[str, Path(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9._:-]+$")]
 
 
 class _Body(BaseModel):

@@ -11,9 +11,9 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, FastAPI, Path, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse, Response
 from langchain_core.language_models import BaseChatModel
 from sse_starlette import EventSourceResponse, ServerSentEvent
@@ -27,7 +27,8 @@ from graphyard.persistence import sqlite_path, ttl_sweeps
 from graphyard.server import _api_cost, _api_replay, _api_runs, _api_threads
 from graphyard.server._auth import authenticate, load_authenticator
 from graphyard.server._chat import ChatRequest, start_chat
-from graphyard.server._deps import Services, services
+from graphyard.server._deps import IdPath as ThreadId
+from graphyard.server._deps import Services, Svc
 from graphyard.server._errors import ApiError, install_error_handlers
 from graphyard.server._limits import BodySizeLimit, RateLimiter
 from graphyard.server._runs import RunManager
@@ -37,9 +38,6 @@ from graphyard.server._web import mount_web
 __all__ = ["create_app"]
 
 log = logging.getLogger(__name__)
-
-Svc = Annotated[Services, Depends(services)]
-ThreadId = Annotated[str, Path(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9._:-]+$")]
 
 
 def _store_path(checkpointer: str) -> str:
