@@ -7,8 +7,13 @@ runs as a fork server, so each writer is a fresh process without paying for the 
 again: it imports everything, prints ``zygote``, then for each ``run URL THREAD TARGET DIR``
 line on stdin forks a writer and prints ``pid <pid>``, and once that writer has ended
 ``exit <pid> <status>``. The writer prints ``ready`` once open, after every completed invoke
-``ack <checkpoint_id> <n>`` (the thread's latest checkpoint and its message count), flushed,
-and ``done`` at the end. A killed writer's flushed lines all come before its ``exit`` line.
+``ack <checkpoint_id> <n>`` (the thread's latest checkpoint and its message count), and
+``done`` at the end. A killed writer's lines all come before its ``exit`` line.
+
+Every line goes out in one ``write`` call (``say``): under ``PYTHONUNBUFFERED`` ``print``
+writes the text and the newline separately, so a SIGKILL between the two left half a line
+that the zygote's ``exit`` line was glued to, and the test waited for an ``exit`` line that
+never started a line.
 """
 
 from __future__ import annotations
@@ -24,11 +29,16 @@ from langchain_core.messages import HumanMessage
 from graphyard import open_runtime
 
 
+def say(line: str) -> None:
+    """Write one whole line with one system call (a pipe write under PIPE_BUF is atomic)."""
+    os.write(sys.stdout.fileno(), f"{line}\n".encode())
+
+
 async def write(url: str, thread_id: str, target: int, work: Path) -> None:
     settings = settings_for(url, work, durability="sync")
     async with open_runtime(settings, models=scripted_models()) as runtime:
         graph = runtime.graph
-        print("ready", flush=True)
+        say("ready")
         while True:
             state = await graph.aget_state(config(thread_id))
             # A run a crash cut short: finish it first. `state.next` is not enough: a task
@@ -48,12 +58,12 @@ async def write(url: str, thread_id: str, target: int, work: Path) -> None:
                 )
             state = await graph.aget_state(config(thread_id))
             checkpoint_id = state.config["configurable"]["checkpoint_id"]
-            print(f"ack {checkpoint_id} {len(state.values['messages'])}", flush=True)
-    print("done", flush=True)
+            say(f"ack {checkpoint_id} {len(state.values['messages'])}")
+    say("done")
 
 
 def serve() -> None:
-    print("zygote", flush=True)
+    say("zygote")
     for line in sys.stdin:
         command, *args = line.split()
         if command != "run":
@@ -71,9 +81,9 @@ def serve() -> None:
                 code = 1
             sys.stdout.flush()
             os._exit(code)
-        print(f"pid {pid}", flush=True)
+        say(f"pid {pid}")
         _, status = os.waitpid(pid, 0)
-        print(f"exit {pid} {status}", flush=True)
+        say(f"exit {pid} {status}")
 
 
 if __name__ == "__main__":
