@@ -16,6 +16,9 @@ Measured per server and client count:
   last stream's end;
 - RSS: the server's resident memory (its whole process tree, sampled every 50 ms from
   ``/proc``): peak during the phase;
+- server CPU: user + system CPU seconds of the server's process tree during the phase, per
+  run (``/proc``): what a run costs the server, the figure that does not move with the
+  scheduling noise that moves wall times on a shared machine;
 - errors: a non-200 answer, a stream that ended early, fewer tokens than expected, an
   ``error`` frame, or a client past ``--client-timeout``.
 
@@ -125,6 +128,16 @@ def _status_kb(pid: int, key: str) -> int:
 def rss_mb(pid: int) -> float:
     """Resident memory of ``pid`` and its children (MB)."""
     return sum(_status_kb(p, "VmRSS") for p in _tree(pid)) / 1024
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` and its children so far."""
+    total = 0
+    for p in _tree(pid):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = Path(f"/proc/{p}/stat").read_text().rpartition(")")[2].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 class RssSampler:
@@ -368,6 +381,11 @@ class Phase:
     wall_s: float
     rss_peak_mb: float
     rss_after_mb: float
+    cpu_s: float = 0.0
+
+    @property
+    def cpu_ms_per_run(self) -> float | None:
+        return self.cpu_s * 1000 / len(self.ok) if self.ok else None
 
     @property
     def ok(self) -> list[ClientResult]:
@@ -431,9 +449,11 @@ def _run(coro: Any) -> Any:
 
 def measure(server: Server, clients: int, tokens: int, client_timeout: float) -> Phase:
     assert server.proc is not None
+    cpu_before = cpu_s(server.proc.pid)
     with RssSampler(server.proc.pid) as sampler:
         results, wall = _run(run_phase(server, clients, tokens, client_timeout))
-    return Phase(server.name, clients, results, wall, sampler.peak, rss_mb(server.proc.pid))
+    cpu = cpu_s(server.proc.pid) - cpu_before
+    return Phase(server.name, clients, results, wall, sampler.peak, rss_mb(server.proc.pid), cpu)
 
 
 def warm_up(server: Server, tokens: int, client_timeout: float) -> None:
@@ -477,6 +497,16 @@ def _ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:.2f}x"
 
 
+_RATIO_COLUMNS = (
+    "clients",
+    "TTFE p50",
+    "TTFE p95",
+    "TTFT p95",
+    "tokens/s",
+    "CPU/run",
+    "RSS peak",
+)
+
 BASELINE = "graphyard@base"
 """The name of the ``--baseline-src`` server in the tables."""
 
@@ -495,6 +525,7 @@ def report(phases: list[Phase], counts: list[int], peer_ran: bool) -> None:
         "create p95 ms",
         "wall s",
         "tokens/s",
+        "CPU ms/run",
         "RSS peak MB",
         "RSS after MB",
     ):
@@ -514,6 +545,7 @@ def report(phases: list[Phase], counts: list[int], peer_ran: bool) -> None:
             _ms(p.pct("create_s", 0.95)),
             f"{p.wall_s:.2f}",
             f"{p.tokens_per_s:.0f}",
+            _ms(p.cpu_ms_per_run and p.cpu_ms_per_run / 1000),
             f"{p.rss_peak_mb:.0f}",
             f"{p.rss_after_mb:.0f}",
         )
@@ -524,10 +556,17 @@ def report(phases: list[Phase], counts: list[int], peer_ran: bool) -> None:
         mine = [p for p in phases if p.server == server and p.clients == n]
         return min(mine, key=lambda p: p.pct("ttfe_s", 0.95) or math.inf, default=None)
 
+    def cpu(server: str, n: int) -> float | None:
+        """Median server CPU per run over the rounds."""
+        mine = sorted(
+            c for p in phases if p.server == server and p.clients == n and (c := p.cpu_ms_per_run)
+        )
+        return mine[len(mine) // 2] if mine else None
+
     goals: list[tuple[str, bool | None]] = []
     if any(p.server == BASELINE for p in phases):
-        versus = Table(title=f"graphyard / {BASELINE} (lower is better for times and RSS)")
-        for col in ("clients", "TTFE p50", "TTFE p95", "TTFT p95", "tokens/s", "RSS peak"):
+        versus = Table(title=f"graphyard / {BASELINE} (lower is better but for tokens/s)")
+        for col in _RATIO_COLUMNS:
             versus.add_column(col, justify="right")
         for n in counts:
             ours, base = best("graphyard", n), best(BASELINE, n)
@@ -538,12 +577,13 @@ def report(phases: list[Phase], counts: list[int], peer_ran: bool) -> None:
                     _ratio(ours.pct("ttfe_s", 0.95), base.pct("ttfe_s", 0.95)),
                     _ratio(ours.pct("ttft_s", 0.95), base.pct("ttft_s", 0.95)),
                     _ratio(ours.tokens_per_s, base.tokens_per_s),
+                    _ratio(cpu("graphyard", n), cpu(BASELINE, n)),
                     _ratio(ours.rss_peak_mb, base.rss_peak_mb),
                 )
         console.print(versus)
     if peer_ran:
-        ratios = Table(title="graphyard / langgraph dev (lower is better for times and RSS)")
-        for col in ("clients", "TTFE p50", "TTFE p95", "TTFT p95", "tokens/s", "RSS peak"):
+        ratios = Table(title="graphyard / langgraph dev (lower is better but for tokens/s)")
+        for col in _RATIO_COLUMNS:
             ratios.add_column(col, justify="right")
         for n in counts:
             ours, peer = best("graphyard", n), best("langgraph dev", n)
@@ -555,6 +595,7 @@ def report(phases: list[Phase], counts: list[int], peer_ran: bool) -> None:
                 _ratio(ours.pct("ttfe_s", 0.95), peer.pct("ttfe_s", 0.95)),
                 _ratio(ours.pct("ttft_s", 0.95), peer.pct("ttft_s", 0.95)),
                 _ratio(ours.tokens_per_s, peer.tokens_per_s),
+                _ratio(cpu("graphyard", n), cpu("langgraph dev", n)),
                 _ratio(ours.rss_peak_mb, peer.rss_peak_mb),
             )
             goals.append(

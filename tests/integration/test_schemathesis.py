@@ -275,15 +275,15 @@ def test_a_history_filter_with_an_unusable_key_is_refused_with_a_4xx(fuzzed: Fuz
 async def test_a_store_write_cancelled_before_its_transaction_began_leaves_the_next_write_working(
     tmp_path: Path,
 ) -> None:
-    """The race schemathesis found (fixed), made deterministic: aiosqlite's thread is busy, a
-    write queues BEGIN IMMEDIATE behind it and is cancelled (a client that disconnects from a
+    """The race schemathesis found (fixed), made deterministic: the store's thread is busy, a
+    write queues its transaction behind it and is cancelled (a client that disconnects from a
     stream with on_disconnect=cancel, a server shutdown), then the next write comes. It used to
     fail, and so did every write after it, with 'cannot start a transaction within a
     transaction' (500 on every route that writes) until the server restarted."""
     store = SqliteServerStore(str(tmp_path / "store.db"))
     await store.open()
     try:
-        busy = asyncio.ensure_future(store.conn.execute(_SLOW_QUERY))
+        busy = store.call(lambda db: db.execute(_SLOW_QUERY).fetchone())
         await asyncio.sleep(0.01)  # the thread is running the slow query
         write = asyncio.create_task(store.append_events("run-1", [(1, "metadata", "{}")]))
         await asyncio.sleep(0)  # the write has queued BEGIN IMMEDIATE and awaits it
@@ -301,7 +301,7 @@ _SLOW_QUERY = (
     "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3000000)"
     " SELECT count(*) FROM c"
 )
-"""Keeps aiosqlite's thread busy for about a second on this machine (a long read)."""
+"""Keeps the store's thread busy for about a second on this machine (a long read)."""
 
 
 def test_the_server_serves_the_schema_these_tests_fuzz(fuzzed: Fuzzed) -> None:

@@ -1,8 +1,8 @@
 """The server's run store under cancellation, found through the HTTP tests.
 
 ``RunManager._execute`` cancels its event flusher when a run ends. A flush cancelled while
-its ``BEGIN IMMEDIATE`` was queued on aiosqlite's thread used to leave that transaction
-open on the store's only connection, and from then on every ``/chat`` answered 500
+its ``BEGIN IMMEDIATE`` was queued on aiosqlite's thread (the store's connection then) used
+to leave that transaction open on the store's only connection, and from then on every ``/chat`` answered 500
 ("cannot start a transaction within a transaction"). Over HTTP the race depends on
 timing; here it is reproduced deterministically.
 """
@@ -27,6 +27,6 @@ async def test_a_write_cancelled_while_it_begins_leaves_the_store_usable(tmp_pat
             await flush
 
         assert await store.create_thread("t1", "anonymous", {}) is not None
-        assert not store.conn.in_transaction
+        assert not await store.call(lambda db: db.in_transaction)
     finally:
         await store.close()

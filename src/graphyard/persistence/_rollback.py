@@ -37,17 +37,17 @@ async def mark_thread(saver: Any, thread_id: str) -> RunMark:
     """Remember where ``thread_id`` stands now."""
     kind = _kind(saver)
     if kind == "sqlite":
+        # one statement, one trip to aiosqlite's thread (every run starts with this)
         async with saver.lock:
-            cursor = await saver.conn.execute(
-                "SELECT MAX(checkpoint_id) FROM checkpoints WHERE thread_id = ? AND checkpoint_ns = ''",
-                (thread_id,),
+            rows = await saver.conn.execute_fetchall(
+                "SELECT c.latest, w.task_id, w.idx FROM (SELECT MAX(checkpoint_id) AS latest"
+                " FROM checkpoints WHERE thread_id = ? AND checkpoint_ns = '') AS c"
+                " LEFT JOIN writes AS w ON w.thread_id = ? AND w.checkpoint_id = c.latest",
+                (thread_id, thread_id),
             )
-            latest = (await cursor.fetchone())[0]
-            cursor = await saver.conn.execute(
-                "SELECT task_id, idx FROM writes WHERE thread_id = ? AND checkpoint_id = ?",
-                (thread_id, latest),
-            )
-            writes = frozenset((str(t), int(i)) for t, i in await cursor.fetchall())
+        rows = list(rows)
+        latest = rows[0][0] if rows else None
+        writes = frozenset((str(t), int(i)) for _, t, i in rows if t is not None)
         return RunMark(thread_id, latest, writes)
     async with saver._cursor() as cur:
         await cur.execute(

@@ -447,15 +447,15 @@ class RunManager:
             suffix = f"|{'|'.join(ns)}" if ns else ""
             if mode == "messages":
                 if "messages-tuple" in requested:
-                    return [("messages" + suffix, jsonable(list(chunk)))]
+                    return [("messages" + suffix, chunk)]  # encoded once, by publish
                 if "messages" not in requested:
                     return []
                 return _messages_v1(partial, chunk, suffix)
             if mode == "updates" and only_interrupts:
                 if isinstance(chunk, dict) and chunk.get("__interrupt__"):
-                    return [("values" + suffix, jsonable(chunk))]
+                    return [("values" + suffix, chunk)]
                 return []
-            return [(mode + suffix, jsonable(chunk))]
+            return [(mode + suffix, chunk)]
 
         if "events" in requested:
             root: str | None = None
@@ -468,7 +468,7 @@ class RunManager:
                     ns, mode, data = chunk if subgraphs else ((), *chunk)
                     for item in translate(ns, mode, data):
                         yield item
-                yield "events", jsonable(event)
+                yield "events", event
             return
         async for item in self.graph.astream(graph_input, config, **options):
             ns, mode, chunk = item if subgraphs else ((), *item)

@@ -8,9 +8,17 @@ They live in the checkpointer's own database, never in process memory, so that
 - a client can resume a stream with ``Last-Event-ID`` after a reconnect, from any process;
 - a run that was active when its server died is found and marked ``error`` on restart.
 
-SQLite (WAL, its own aiosqlite connection to the checkpoint file) is implemented here.
-This module must never hold a Python-level lock across processes or trust memory for
-anything another process needs to see.
+SQLite (WAL, its own connection to the checkpoint file) is implemented here. This module
+must never hold a Python-level lock across processes or trust memory for anything another
+process needs to see.
+
+The connection lives on one thread of its own, and each operation (a whole transaction,
+BEGIN IMMEDIATE to COMMIT) is one function run there: one thread round trip per
+transaction. aiosqlite, used before, makes every statement, BEGIN and COMMIT a round trip
+of its own; creating and claiming a run took six, and the write lock was held across all of
+them while the other 199 clients of ``benchmarks/server_load.py`` queued behind it. A
+transaction also can no longer be cut in half by a cancelled task: it runs to its end or
+never starts.
 """
 
 from __future__ import annotations
@@ -21,12 +29,10 @@ import json
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Literal
-
-import aiosqlite
+from typing import Any, Literal, TypeVar
 
 __all__ = ["RunRecord", "RunStatus", "SqliteServerStore", "ThreadRecord", "ThreadStatus"]
 
@@ -35,6 +41,7 @@ RunStatus = Literal["pending", "running", "error", "success", "timeout", "interr
 ThreadStatus = Literal["idle", "busy", "interrupted", "error"]
 """The LangGraph SDK's thread statuses."""
 ACTIVE: tuple[RunStatus, ...] = ("pending", "running")
+_T = TypeVar("_T")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS graphyard_threads (
@@ -138,51 +145,73 @@ class SqliteServerStore:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._conn: aiosqlite.Connection | None = None
-        self._write = asyncio.Lock()  # one transaction at a time on our one connection
+        self._db: sqlite3.Connection | None = None
+        self._thread: ThreadPoolExecutor | None = None
 
     async def open(self) -> None:
-        self._conn = await aiosqlite.connect(self.path, isolation_level=None, timeout=30)
-        await self._conn.execute("PRAGMA journal_mode=WAL")
-        await self._conn.execute("PRAGMA synchronous=NORMAL")
-        await self._conn.execute("PRAGMA busy_timeout=30000")
-        await self._conn.executescript(_SCHEMA)
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="graphyard-store")
+
+        def connect() -> sqlite3.Connection:
+            db = sqlite3.connect(
+                self.path, isolation_level=None, timeout=30, check_same_thread=False
+            )
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA busy_timeout=30000")
+            db.executescript(_SCHEMA)
+            return db
+
+        self._db = await self._call(connect)
 
     async def close(self) -> None:
-        if self._conn is not None:
-            await self._conn.close()
-            self._conn = None
+        if self._thread is None:
+            return
+        db, self._db = self._db, None
+        if db is not None:
+            await self._call(db.close)
+        self._thread.shutdown(wait=False)  # nothing is queued after the close
+        self._thread = None
 
-    @property
-    def conn(self) -> aiosqlite.Connection:
-        assert self._conn is not None, "store is not open"
-        return self._conn
+    def _call(self, fn: Callable[..., _T], *args: Any) -> asyncio.Future[_T]:
+        """Run ``fn(*args)`` on the store's thread. Queued at once (not at the first await),
+        in call order: operations run in the order they were asked for."""
+        assert self._thread is not None, "store is not open"
+        return asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
 
-    @asynccontextmanager
-    async def _tx(self):  # type: ignore[no-untyped-def]
-        """One write transaction. BEGIN IMMEDIATE takes the write lock up front, so two
-        processes never both read-then-write the same lock row."""
-        async with self._write:
+    def call(self, fn: Callable[[sqlite3.Connection], _T]) -> asyncio.Future[_T]:
+        """Run ``fn(connection)`` on the store's thread (for tests and maintenance)."""
+        return self._call(lambda: fn(self._connection()))
+
+    def _connection(self) -> sqlite3.Connection:
+        assert self._db is not None, "store is not open"
+        return self._db
+
+    def _tx(self, fn: Callable[..., _T], *args: Any) -> asyncio.Future[_T]:
+        """``fn(connection, *args)`` as one write transaction. BEGIN IMMEDIATE takes the
+        write lock up front, so two processes never both read-then-write the same lock row."""
+
+        def transaction() -> _T:
+            db = self._connection()
+            db.execute("BEGIN IMMEDIATE")
             try:
-                # aiosqlite runs statements in order on its own thread: even if we are
-                # cancelled while BEGIN is queued, the ROLLBACK queued after it undoes it.
-                await self.conn.execute("BEGIN IMMEDIATE")
-                yield self.conn
+                result = fn(db, *args)
+                db.execute("COMMIT")
             except BaseException:
-                with contextlib.suppress(sqlite3.OperationalError):
-                    await asyncio.shield(self.conn.execute("ROLLBACK"))
+                if db.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        db.execute("ROLLBACK")
                 raise
-            else:
-                await asyncio.shield(self.conn.execute("COMMIT"))
+            return result
+
+        return self._call(transaction)
 
     async def _one(self, sql: str, args: Iterable[Any] = ()) -> Any:
-        # fetch in one call: a cursor left open across awaits makes another task's
-        # BEGIN IMMEDIATE fail at once with "database is locked"
-        rows = await self.conn.execute_fetchall(sql, tuple(args))
+        rows = await self._all(sql, args)
         return next(iter(rows), None)
 
-    async def _all(self, sql: str, args: Iterable[Any] = ()) -> list[Any]:
-        return list(await self.conn.execute_fetchall(sql, tuple(args)))
+    def _all(self, sql: str, args: Iterable[Any] = ()) -> asyncio.Future[list[Any]]:
+        params = tuple(args)
+        return self._call(lambda: self._connection().execute(sql, params).fetchall())
 
     # --- threads -------------------------------------------------------------------------
 
@@ -191,14 +220,19 @@ class SqliteServerStore:
     ) -> ThreadRecord | None:
         """Create a thread; ``None`` if it exists (the caller decides what that means)."""
         now = time.time()
-        async with self._tx() as conn:
-            cursor = await conn.execute(
+        row = (thread_id, owner, now, now, json.dumps(metadata))
+
+        def insert(db: sqlite3.Connection) -> bool:
+            cursor = db.execute(
                 "INSERT OR IGNORE INTO graphyard_threads"
                 " (thread_id, owner, created_at, updated_at, metadata) VALUES (?, ?, ?, ?, ?)",
-                (thread_id, owner, now, now, json.dumps(metadata)),
+                row,
             )
-            created = cursor.rowcount == 1
-        return await self.get_thread(thread_id) if created else None
+            return cursor.rowcount == 1
+
+        if not await self._tx(insert):
+            return None
+        return ThreadRecord(thread_id, owner, now, now, json.loads(row[4]), "idle", None)
 
     async def get_thread(self, thread_id: str) -> ThreadRecord | None:
         row = await self._one(
@@ -218,21 +252,20 @@ class SqliteServerStore:
         if status is not None:
             sets.append("status = ?")
             args.append(status)
-        async with self._tx() as conn:
-            await conn.execute(
-                f"UPDATE graphyard_threads SET {', '.join(sets)} WHERE thread_id = ?",
-                (*args, thread_id),
-            )
+        sql = f"UPDATE graphyard_threads SET {', '.join(sets)} WHERE thread_id = ?"
+        await self._tx(lambda db: db.execute(sql, (*args, thread_id)))
 
     async def delete_thread(self, thread_id: str) -> None:
-        async with self._tx() as conn:
-            await conn.execute(
+        def delete(db: sqlite3.Connection) -> None:
+            db.execute(
                 "DELETE FROM graphyard_run_events WHERE run_id IN"
                 " (SELECT run_id FROM graphyard_runs WHERE thread_id = ?)",
                 (thread_id,),
             )
-            await conn.execute("DELETE FROM graphyard_runs WHERE thread_id = ?", (thread_id,))
-            await conn.execute("DELETE FROM graphyard_threads WHERE thread_id = ?", (thread_id,))
+            db.execute("DELETE FROM graphyard_runs WHERE thread_id = ?", (thread_id,))
+            db.execute("DELETE FROM graphyard_threads WHERE thread_id = ?", (thread_id,))
+
+        await self._tx(delete)
 
     async def search_threads(
         self,
@@ -289,33 +322,36 @@ class SqliteServerStore:
         """Store a new run; with ``claim_for``, also try to claim it for that worker in the
         same transaction (one commit instead of two on the path to a run's first event).
         True if it was claimed: it is then ``running`` and holds its thread's lock."""
-        async with self._tx() as conn:
-            await conn.execute(
-                f"INSERT INTO graphyard_runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * 14)})",
-                (
-                    run.run_id,
-                    run.thread_id,
-                    run.assistant_id,
-                    run.owner,
-                    run.status,
-                    run.created_at,
-                    run.updated_at,
-                    json.dumps(run.metadata),
-                    json.dumps(run.kwargs),
-                    run.multitask_strategy,
-                    run.worker,
-                    run.heartbeat_at,
-                    run.cancel,
-                    run.error,
-                ),
+        row = (
+            run.run_id,
+            run.thread_id,
+            run.assistant_id,
+            run.owner,
+            run.status,
+            run.created_at,
+            run.updated_at,
+            json.dumps(run.metadata),
+            json.dumps(run.kwargs),
+            run.multitask_strategy,
+            run.worker,
+            run.heartbeat_at,
+            run.cancel,
+            run.error,
+        )
+
+        def insert(db: sqlite3.Connection) -> bool:
+            db.execute(
+                f"INSERT INTO graphyard_runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * 14)})", row
             )
-            await conn.execute(
+            db.execute(
                 "UPDATE graphyard_threads SET updated_at = ? WHERE thread_id = ?",
                 (run.created_at, run.thread_id),
             )
             if claim_for is None:
                 return False
-            return await self._claim_in(conn, run.run_id, run.thread_id, claim_for)
+            return _claim_in(db, run.run_id, run.thread_id, claim_for)
+
+        return await self._tx(insert)
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         row = await self._one(
@@ -335,62 +371,39 @@ class SqliteServerStore:
         return [_run(r) for r in await self._all(sql, (*args, limit, offset))]
 
     async def delete_run(self, run_id: str) -> None:
-        async with self._tx() as conn:
-            await conn.execute("DELETE FROM graphyard_run_events WHERE run_id = ?", (run_id,))
-            await conn.execute("DELETE FROM graphyard_runs WHERE run_id = ?", (run_id,))
+        def delete(db: sqlite3.Connection) -> None:
+            db.execute("DELETE FROM graphyard_run_events WHERE run_id = ?", (run_id,))
+            db.execute("DELETE FROM graphyard_runs WHERE run_id = ?", (run_id,))
+
+        await self._tx(delete)
 
     async def claim(self, run_id: str, thread_id: str, worker: str) -> bool:
         """Take the thread's lock for a pending run and mark it running; False if held."""
-        async with self._tx() as conn:
-            return await self._claim_in(conn, run_id, thread_id, worker)
-
-    @staticmethod
-    async def _claim_in(
-        conn: aiosqlite.Connection, run_id: str, thread_id: str, worker: str
-    ) -> bool:
-        now = time.time()
-        cursor = await conn.execute(
-            "UPDATE graphyard_threads SET active_run_id = ?, status = 'busy', updated_at = ?"
-            " WHERE thread_id = ? AND active_run_id IS NULL",
-            (run_id, now, thread_id),
-        )
-        if cursor.rowcount != 1:
-            return False
-        cursor = await conn.execute(
-            "UPDATE graphyard_runs SET status = 'running', worker = ?, heartbeat_at = ?,"
-            " updated_at = ? WHERE run_id = ? AND status = 'pending'",
-            (worker, now, now, run_id),
-        )
-        if cursor.rowcount != 1:  # cancelled or deleted meanwhile: give the lock back
-            await conn.execute(
-                "UPDATE graphyard_threads SET active_run_id = NULL, status = 'idle'"
-                " WHERE thread_id = ? AND active_run_id = ?",
-                (thread_id, run_id),
-            )
-            return False
-        return True
+        return await self._tx(_claim_in, run_id, thread_id, worker)
 
     async def finish(
         self, run: RunRecord, status: RunStatus, thread_status: ThreadStatus, error: str | None
     ) -> None:
         """Record a run's end and release its thread's lock, in one transaction."""
         now = time.time()
-        async with self._tx() as conn:
-            await conn.execute(
+
+        def finish(db: sqlite3.Connection) -> None:
+            db.execute(
                 "UPDATE graphyard_runs SET status = ?, error = ?, updated_at = ?, heartbeat_at = NULL"
                 " WHERE run_id = ?",
                 (status, error, now, run.run_id),
             )
-            pending = await conn.execute_fetchall(
+            pending = db.execute(
                 "SELECT 1 FROM graphyard_runs WHERE thread_id = ? AND status = 'pending' LIMIT 1",
                 (run.thread_id,),
-            )
-            has_pending = bool(list(pending))
-            await conn.execute(
+            ).fetchone()
+            db.execute(
                 "UPDATE graphyard_threads SET active_run_id = NULL, status = ?, updated_at = ?"
                 " WHERE thread_id = ? AND active_run_id = ?",
-                ("busy" if has_pending else thread_status, now, run.thread_id, run.run_id),
+                ("busy" if pending else thread_status, now, run.thread_id, run.run_id),
             )
+
+        await self._tx(finish)
 
     async def next_pending(self, thread_id: str) -> RunRecord | None:
         row = await self._one(
@@ -410,17 +423,21 @@ class SqliteServerStore:
 
     async def request_cancel(self, run_id: str, action: str) -> RunRecord | None:
         """Ask whichever process runs ``run_id`` to stop it; a pending run stops at once."""
-        async with self._tx() as conn:
-            await conn.execute(
+        now = time.time()
+
+        def request(db: sqlite3.Connection) -> None:
+            db.execute(
                 "UPDATE graphyard_runs SET cancel = ?, updated_at = ? WHERE run_id = ?"
                 " AND status IN ('pending', 'running')",
-                (action, time.time(), run_id),
+                (action, now, run_id),
             )
-            await conn.execute(
+            db.execute(
                 "UPDATE graphyard_runs SET status = 'interrupted' WHERE run_id = ?"
                 " AND status = 'pending'",
                 (run_id,),
             )
+
+        await self._tx(request)
         return await self.get_run(run_id)
 
     async def heartbeat(self, run_ids: Sequence[str]) -> dict[str, str | None]:
@@ -428,15 +445,19 @@ class SqliteServerStore:
         if not run_ids:
             return {}
         marks = ", ".join("?" * len(run_ids))
-        async with self._tx() as conn:
-            await conn.execute(
+        now = time.time()
+
+        def beat(db: sqlite3.Connection) -> list[Any]:
+            db.execute(
                 f"UPDATE graphyard_runs SET heartbeat_at = ? WHERE run_id IN ({marks})",
-                (time.time(), *run_ids),
+                (now, *run_ids),
             )
-        rows = await self._all(
-            f"SELECT run_id, cancel FROM graphyard_runs WHERE run_id IN ({marks})", run_ids
-        )
-        return {r[0]: r[1] for r in rows}
+            return db.execute(
+                f"SELECT run_id, cancel FROM graphyard_runs WHERE run_id IN ({marks})",
+                tuple(run_ids),
+            ).fetchall()
+
+        return {r[0]: r[1] for r in await self._tx(beat)}
 
     async def orphaned_runs(self, lease: float, is_dead: Any) -> list[RunRecord]:
         """Running runs whose worker died: its process is gone, or its lease ran out."""
@@ -470,12 +491,13 @@ class SqliteServerStore:
         rows = [(rid, seq, event, data) for rid, events in batches for seq, event, data in events]
         if not rows:
             return
-        async with self._tx() as conn:
-            await conn.executemany(
+        await self._tx(
+            lambda db: db.executemany(
                 "INSERT OR IGNORE INTO graphyard_run_events (run_id, seq, event, data)"
                 " VALUES (?, ?, ?, ?)",
                 rows,
             )
+        )
 
     async def read_events(self, run_id: str, after: int) -> list[tuple[int, str, str]]:
         rows = await self._all(
@@ -484,6 +506,31 @@ class SqliteServerStore:
             (run_id, after),
         )
         return [(int(r[0]), str(r[1]), str(r[2])) for r in rows]
+
+
+def _claim_in(db: sqlite3.Connection, run_id: str, thread_id: str, worker: str) -> bool:
+    """Inside a write transaction: take ``thread_id``'s lock for ``run_id``."""
+    now = time.time()
+    cursor = db.execute(
+        "UPDATE graphyard_threads SET active_run_id = ?, status = 'busy', updated_at = ?"
+        " WHERE thread_id = ? AND active_run_id IS NULL",
+        (run_id, now, thread_id),
+    )
+    if cursor.rowcount != 1:
+        return False
+    cursor = db.execute(
+        "UPDATE graphyard_runs SET status = 'running', worker = ?, heartbeat_at = ?,"
+        " updated_at = ? WHERE run_id = ? AND status = 'pending'",
+        (worker, now, now, run_id),
+    )
+    if cursor.rowcount != 1:  # cancelled or deleted meanwhile: give the lock back
+        db.execute(
+            "UPDATE graphyard_threads SET active_run_id = NULL, status = 'idle'"
+            " WHERE thread_id = ? AND active_run_id = ?",
+            (thread_id, run_id),
+        )
+        return False
+    return True
 
 
 def new_id() -> str:
