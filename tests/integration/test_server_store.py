@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 from pathlib import Path
+
+import pytest
 
 from graphyard.server._store import SqliteServerStore
 
@@ -28,5 +31,25 @@ async def test_a_write_cancelled_while_it_begins_leaves_the_store_usable(tmp_pat
 
         assert await store.create_thread("t1", "anonymous", {}) is not None
         assert not await store.call(lambda db: db.in_transaction)
+    finally:
+        await store.close()
+
+
+async def test_no_cursor_leaves_the_store_thread(tmp_path: Path) -> None:
+    """A cursor dropped on the event loop's thread resets its statement there while the
+    store's thread may be running the same cached statement ("bad parameter or other API
+    misuse", seen once in 1,200 streamed runs): a transaction returning one is refused and
+    rolled back."""
+    store = SqliteServerStore(str(tmp_path / "server.db"))
+    await store.open()
+    try:
+
+        def leaky(db: sqlite3.Connection) -> sqlite3.Cursor:
+            return db.execute("UPDATE graphyard_threads SET status = 'busy'")
+
+        with pytest.raises(TypeError, match="cursor"):
+            await store._tx(leaky)
+        assert not await store.call(lambda db: db.in_transaction)
+        assert await store.create_thread("t1", "anonymous", {}) is not None
     finally:
         await store.close()

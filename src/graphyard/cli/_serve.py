@@ -57,7 +57,7 @@ def serve(
         from graphyard.server import create_app
 
         preload_providers(settings)
-        return create_app(settings)
+        return create_app(settings, freeze_startup_heap=True)
 
     # The gate answers /ok at once and serves everything else once build() and the app's
     # lifespan are done; a failure there stops the server (exit code below).

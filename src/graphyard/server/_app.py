@@ -7,6 +7,7 @@ bundled model server too.
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -51,6 +52,20 @@ def _store_path(checkpointer: str) -> str:
     return "graphyard-server.db"
 
 
+def _freeze_startup_heap() -> None:
+    """Move everything allocated by startup (modules, the graph, models, pools) out of the
+    garbage collector's reach: a full collection then scans only what requests allocated.
+    Without it, under 200 streaming clients, a full collection took 180-280 ms (18 of
+    them in 30 s, measured with gc.callbacks), rescanning hundreds of thousands of objects
+    that live as long as the process, and each pause held every stream; with it, 21-53 ms.
+    The objects are still freed normally when unreferenced; only cycles among them are
+    left to live, as CPython's own docs recommend for pre-fork servers. Not for apps
+    created over and over in one process (tests): each freeze would keep its garbage."""
+    gc.collect()
+    gc.freeze()
+    log.debug("startup heap frozen: %d objects", gc.get_freeze_count())
+
+
 def _thread_created(store: SqliteServerStore) -> Callable[[str], Awaitable[float | None]]:
     async def created(thread_id: str) -> float | None:
         record = await store.get_thread(thread_id)
@@ -65,11 +80,14 @@ def create_app(
     graph: GraphSource | None = None,
     models: Mapping[TierName, BaseChatModel] | None = None,
     tracer_provider: Any = None,
+    freeze_startup_heap: bool = False,
 ) -> FastAPI:
     """The graphyard server for ``graph`` (the reference agent by default).
 
     ``tracer_provider`` (an OpenTelemetry SDK ``TracerProvider``) receives the runs' spans
-    instead of the one the ``OTEL_*`` variables would configure.
+    instead of the one the ``OTEL_*`` variables would configure. ``freeze_startup_heap``
+    (``graphyard serve`` sets it: one app per process) hides what startup allocated from
+    the garbage collector once the app is up; see :func:`_freeze_startup_heap`.
 
     >>> from graphyard.server import create_app
     >>> create_app().title
@@ -113,6 +131,8 @@ def create_app(
             obs.attach(svc.runs, saver=runtime.saver, agent=runtime.graph_id)
             await svc.runs.start()
             app.state.services = svc
+            if freeze_startup_heap:
+                _freeze_startup_heap()
             log.info(
                 "serving graph %r with tiers %s; checkpoints in %s; auth %s",
                 runtime.graph_id,

@@ -195,6 +195,11 @@ class SqliteServerStore:
             db.execute("BEGIN IMMEDIATE")
             try:
                 result = fn(db, *args)
+                # A cursor dropped on the event loop's thread resets its statement there,
+                # while this thread may be running the same cached statement: sqlite3 then
+                # fails with "bad parameter or other API misuse" (seen under load).
+                if isinstance(result, sqlite3.Cursor):
+                    raise TypeError("a store transaction returned a cursor: return rows")
                 db.execute("COMMIT")
             except BaseException:
                 if db.in_transaction:
@@ -253,7 +258,7 @@ class SqliteServerStore:
             sets.append("status = ?")
             args.append(status)
         sql = f"UPDATE graphyard_threads SET {', '.join(sets)} WHERE thread_id = ?"
-        await self._tx(lambda db: db.execute(sql, (*args, thread_id)))
+        await self._tx(_run_sql, sql, (*args, thread_id))
 
     async def delete_thread(self, thread_id: str) -> None:
         def delete(db: sqlite3.Connection) -> None:
@@ -491,13 +496,7 @@ class SqliteServerStore:
         rows = [(rid, seq, event, data) for rid, events in batches for seq, event, data in events]
         if not rows:
             return
-        await self._tx(
-            lambda db: db.executemany(
-                "INSERT OR IGNORE INTO graphyard_run_events (run_id, seq, event, data)"
-                " VALUES (?, ?, ?, ?)",
-                rows,
-            )
-        )
+        await self._tx(_run_sql_many, _INSERT_EVENTS, rows)
 
     async def read_events(self, run_id: str, after: int) -> list[tuple[int, str, str]]:
         rows = await self._all(
@@ -506,6 +505,19 @@ class SqliteServerStore:
             (run_id, after),
         )
         return [(int(r[0]), str(r[1]), str(r[2])) for r in rows]
+
+
+_INSERT_EVENTS = (
+    "INSERT OR IGNORE INTO graphyard_run_events (run_id, seq, event, data) VALUES (?, ?, ?, ?)"
+)
+
+
+def _run_sql(db: sqlite3.Connection, sql: str, args: Sequence[Any]) -> None:
+    db.execute(sql, args).close()  # no cursor may leave the store's thread (see _tx)
+
+
+def _run_sql_many(db: sqlite3.Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    db.executemany(sql, rows).close()
 
 
 def _claim_in(db: sqlite3.Connection, run_id: str, thread_id: str, worker: str) -> bool:
