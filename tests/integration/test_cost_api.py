@@ -5,7 +5,6 @@ usage the scripted model reported."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -148,11 +147,13 @@ def test_on_postgres_the_ledger_rows_live_in_the_checkpoint_database(
             " FROM graphyard_ledger WHERE thread_id = %s ORDER BY started_at",
             (thread_id,),
         ).fetchall()
+        runs = conn.execute(
+            "SELECT run_id FROM graphyard_runs WHERE thread_id = %s", (thread_id,)
+        ).fetchall()
     assert len(rows) == cost["totals"]["calls"] == 2
     assert {r[0] for r in rows} == set(cost["by_run"])
     assert all(r[3] == "planner" and r[7] == "ok" for r in rows)
     assert sum(r[6] for r in rows) == pytest.approx(cost["totals"]["cost_usd"])
-    # and not in the SQLite side file where the server keeps its thread and run records
-    with sqlite3.connect(tmp_path / "srv" / "graphyard-server.db") as side:
-        tables = {r[0] for r in side.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert "graphyard_runs" in tables and "graphyard_ledger" not in tables
+    # the thread and run records are in Postgres too: no SQLite side file beside the server
+    assert {r[0] for r in runs} == set(cost["by_run"])
+    assert not (tmp_path / "srv" / "graphyard-server.db").exists()

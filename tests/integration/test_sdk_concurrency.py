@@ -8,6 +8,8 @@ lock and the cancel requests kept in the database can make them agree.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -28,13 +30,44 @@ SLOW = {"scripted_delay": 0.5}
 """Run metadata: the model takes ~5 s over its answer, longer than a cancel takes to arrive."""
 
 
-@pytest.fixture(scope="module")
-def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SdkServer, SdkServer]]:
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def pair(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[SdkServer, SdkServer]]:
+    """Two server processes over one database. On Postgres each runs in a directory of its
+    own, as on two machines: whatever they share, they share through Postgres."""
     env = {"GRAPHYARD_RUN_LEASE_SECONDS": str(LEASE_SECONDS)}
-    first = SdkServer(tmp_path_factory.mktemp("first"), env=env)
-    second = SdkServer(tmp_path_factory.mktemp("second"), env=env, database=first.directory)
-    with running(first, second):
-        yield first, second
+    with contextlib.ExitStack() as stack:
+        if request.param == "postgres":
+            url = stack.enter_context(_database(request.getfixturevalue("postgres_server")))
+            shop = tmp_path_factory.mktemp("shop") / "shop.db"
+            env |= {"GRAPHYARD_CHECKPOINTER": url, "GRAPHYARD_SHOP_DB": str(shop)}
+            first = SdkServer(tmp_path_factory.mktemp("first"), env=env)
+            second = SdkServer(tmp_path_factory.mktemp("second"), env=env)
+        else:
+            first = SdkServer(tmp_path_factory.mktemp("first"), env=env)
+            second = SdkServer(tmp_path_factory.mktemp("second"), env=env, database=first.directory)
+        with running(first, second):
+            yield first, second
+
+
+@contextlib.contextmanager
+def _database(server: str) -> Iterator[str]:
+    """A fresh Postgres database for this module's servers, dropped afterwards."""
+    import psycopg
+
+    from postgres_fixtures import with_database
+
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield with_database(server, name)
+    finally:
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

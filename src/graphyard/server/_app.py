@@ -34,6 +34,7 @@ from graphyard.server._errors import ApiError, install_error_handlers
 from graphyard.server._limits import BodySizeLimit, RateLimiter
 from graphyard.server._runs import RunManager
 from graphyard.server._store import SqliteServerStore
+from graphyard.server._store_postgres import PostgresServerStore, ServerStore
 from graphyard.server._web import mount_web
 
 __all__ = ["create_app"]
@@ -41,15 +42,20 @@ __all__ = ["create_app"]
 log = logging.getLogger(__name__)
 
 
-def _store_path(checkpointer: str) -> str:
+def _server_store(checkpointer: str, saver: Any) -> ServerStore:
+    """Where thread and run records, events and run locks live: the checkpointer's own
+    database, so every server process on it shares them."""
     if checkpointer.startswith("sqlite:"):
-        return sqlite_path(checkpointer)
+        return SqliteServerStore(sqlite_path(checkpointer))
+    pool = getattr(saver, "conn", None)
+    if checkpointer.startswith(("postgres://", "postgresql://")) and hasattr(pool, "connection"):
+        return PostgresServerStore(pool)
     log.warning(
         "thread and run records are kept in ./graphyard-server.db beside %s: run locks hold "
         "across processes on this machine only",
         checkpointer.split("://")[0],
     )
-    return "graphyard-server.db"
+    return SqliteServerStore("graphyard-server.db")
 
 
 def _freeze_startup_heap() -> None:
@@ -66,7 +72,7 @@ def _freeze_startup_heap() -> None:
     log.debug("startup heap frozen: %d objects", gc.get_freeze_count())
 
 
-def _thread_created(store: SqliteServerStore) -> Callable[[str], Awaitable[float | None]]:
+def _thread_created(store: ServerStore) -> Callable[[str], Awaitable[float | None]]:
     async def created(thread_id: str) -> float | None:
         record = await store.get_thread(thread_id)
         return record.created_at if record is not None else None
@@ -102,7 +108,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with open_runtime(settings, graph=graph, models=models) as runtime:
-            store = SqliteServerStore(_store_path(settings.checkpointer))
+            store = _server_store(settings.checkpointer, runtime.saver)
             await store.open()
             svc = Services(runtime, store, None, auth, time.time(), limiter)  # type: ignore[arg-type]
             svc.runs = RunManager(

@@ -18,7 +18,8 @@ from graphyard.server._errors import ApiError
 from graphyard.server._limits import RateLimiter
 from graphyard.server._runs import RunManager
 from graphyard.server._serialize import jsonable
-from graphyard.server._store import RunRecord, SqliteServerStore, ThreadRecord
+from graphyard.server._store import RunRecord, ThreadRecord
+from graphyard.server._store_postgres import ServerStore
 
 __all__ = [
     "IdPath",
@@ -37,7 +38,7 @@ _ASSISTANT_NS = uuid.UUID("6ba7b821-9dad-11d1-80b4-00c04fd430c8")  # uuid5 names
 @dataclass(slots=True)
 class Services:
     runtime: Runtime
-    store: SqliteServerStore
+    store: ServerStore
     runs: RunManager
     auth: Authenticator | None
     created_at: float

@@ -37,7 +37,8 @@ from langgraph.types import Command
 
 from graphyard.errors import BudgetExceeded, ThreadBusy
 from graphyard.server._serialize import dumps, jsonable
-from graphyard.server._store import RunRecord, RunStatus, SqliteServerStore, ThreadStatus
+from graphyard.server._store import RunRecord, RunStatus, ThreadStatus
+from graphyard.server._store_postgres import ServerStore
 
 __all__ = ["HandlerFactory", "RunManager", "RunObserver", "StreamEvent"]
 
@@ -121,7 +122,7 @@ class RunManager:
     def __init__(
         self,
         graph: Pregel,
-        store: SqliteServerStore,
+        store: ServerStore,
         *,
         assistant_id: str,
         durability: str = "sync",
