@@ -37,6 +37,7 @@ Run::
     .venv/bin/python benchmarks/server_load.py --clients 50 --rounds 2
     .venv/bin/python benchmarks/server_load.py --graphyard-env GRAPHYARD_SQLITE_SYNCHRONOUS=NORMAL
     .venv/bin/python benchmarks/server_load.py --peer /path/to/venv/bin/langgraph
+    .venv/bin/python benchmarks/server_load.py --checkpointer postgresql://127.0.0.1/bench
 
 Only loopback addresses are used; every loop is bounded in count and time; both servers are
 stopped on exit, on Ctrl-C and on SIGTERM.
@@ -233,6 +234,7 @@ def graphyard_server(
     *,
     name: str = "graphyard",
     src: Path | None = None,
+    checkpointer: str | None = None,
 ) -> Server:
     """graphyard serving the load graph; ``src`` serves another checkout's package instead."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -259,7 +261,7 @@ def graphyard_server(
         "--port",
         str(port),
         "--checkpointer",
-        f"sqlite:///{workdir / 'graphyard.db'}",
+        checkpointer or f"sqlite:///{workdir / 'graphyard.db'}",
         "--log-level",
         "warning",  # no access log, like the peer (which runs uvicorn with access_log=False)
     ]
@@ -667,6 +669,11 @@ def main() -> None:
         help="also serve the graphyard package in this directory (another checkout's src/, "
         "e.g. from `git worktree add /tmp/base HEAD~1`) and compare, phases interleaved",
     )
+    parser.add_argument(
+        "--checkpointer",
+        help="graphyard's checkpointer URL, e.g. a postgresql:// database (default: a new"
+        " SQLite file); its thread and run records go there too",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     args = parser.parse_args()
     counts = [int(c) for c in args.clients.split(",") if c.strip()]
@@ -682,7 +689,14 @@ def main() -> None:
             "--peer /tmp/peer-venv/bin/langgraph[/yellow]"
         )
     workdir = Path(tempfile.mkdtemp(prefix="graphyard-load-"))
-    servers = [graphyard_server(workdir / "graphyard", graph_env, _parse_env(args.graphyard_env))]
+    servers = [
+        graphyard_server(
+            workdir / "graphyard",
+            graph_env,
+            _parse_env(args.graphyard_env),
+            checkpointer=args.checkpointer,
+        )
+    ]
     if args.baseline_src:
         if not (args.baseline_src / "graphyard" / "__init__.py").is_file():
             raise SystemExit(f"--baseline-src {args.baseline_src} has no graphyard package")
