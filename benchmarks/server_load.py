@@ -513,6 +513,28 @@ BASELINE = "graphyard@base"
 """The name of the ``--baseline-src`` server in the tables."""
 
 
+def stored_per_run(db: Path) -> None:
+    """What graphyard's SQLite file holds per run: the stream events (deleted
+    ``GRAPHYARD_RUN_EVENTS_TTL`` after a run ends) beside the checkpoints."""
+    if not db.exists():
+        return  # another checkpointer
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        (runs,) = conn.execute("SELECT COUNT(*) FROM graphyard_runs").fetchone()
+        (events,) = conn.execute("SELECT SUM(LENGTH(data)) FROM graphyard_run_events").fetchone()
+        (state,) = conn.execute(
+            "SELECT (SELECT SUM(LENGTH(checkpoint) + LENGTH(metadata)) FROM checkpoints)"
+            " + (SELECT SUM(LENGTH(value)) FROM writes)"
+        ).fetchone()
+    if runs:
+        console.print(
+            f"graphyard stored per run ({runs} runs): stream events {(events or 0) / runs / 1024:.1f}"
+            f" KB (kept GRAPHYARD_RUN_EVENTS_TTL after a run ends), checkpoints and writes"
+            f" {(state or 0) / runs / 1024:.1f} KB"
+        )
+
+
 def report(phases: list[Phase], counts: list[int], peer_ran: bool) -> None:
     table = Table(title="concurrent SSE clients: POST /threads + runs/stream (messages-tuple)")
     for col in (
@@ -751,6 +773,7 @@ def main() -> None:
             except Exception as exc:
                 console.print(f"langgraph_sdk spot check, {server.name}: FAILED {exc!r}")
     report(phases, counts, peer_ok)
+    stored_per_run(workdir / "graphyard" / "graphyard.db")
     if args.keep:
         console.print(f"logs kept in {workdir}")
     else:

@@ -142,3 +142,29 @@ async def test_a_run_on_a_free_thread_is_accepted_even_if_another_process_starts
         await there.stop()
         await mine.close()
         await theirs.close()
+
+
+async def test_a_finished_runs_events_are_deleted_once_their_ttl_has_passed(
+    tmp_path: Path,
+) -> None:
+    store = SqliteServerStore(str(tmp_path / "graphyard.db"))
+    await store.open()
+    graph = three_steps().compile(checkpointer=InMemorySaver())
+    runs = RunManager(graph, store, assistant_id="a", events_ttl=2.0)  # swept every second
+    await runs.start()
+    try:
+        await store.create_thread("t", "alice", {})
+        run = await runs.create("t", "alice", {"input": {"steps": []}, "stream_mode": ["updates"]})
+        await runs.wait(run)
+        stored = await store.read_events(run.run_id, 0)
+        assert [e[1] for e in stored] == ["metadata", "updates", "updates", "updates", "end"]
+        for _ in range(50):  # swept within ~3 s; 10 s at most
+            if not await store.read_events(run.run_id, 0):
+                break
+            await asyncio.sleep(0.2)
+        assert await store.read_events(run.run_id, 0) == []
+        finished = await store.get_run(run.run_id)
+        assert finished is not None and finished.status == "success"  # the run is kept
+    finally:
+        await runs.stop()
+        await store.close()

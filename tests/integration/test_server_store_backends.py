@@ -154,3 +154,42 @@ async def test_events_read_back_in_order_from_another_store(stores: Any) -> None
     ]
     assert await reader.read_events(a.run_id, 2) == [(3, "end", "null")]
     assert [seq for seq, _, _ in await reader.read_events(b.run_id, 0)] == list(range(1, 40))
+
+
+async def _set_updated_at(store: ServerStore, run_id: str, when: float) -> None:
+    """Back-date a run, as if it had ended (or last changed) at ``when``."""
+    if isinstance(store, SqliteServerStore):
+        sql = "UPDATE graphyard_runs SET updated_at = ? WHERE run_id = ?"
+        await store.call(lambda db: db.execute(sql, (when, run_id)).close())
+    else:
+        await store._run_sql(
+            "UPDATE graphyard_runs SET updated_at = %s WHERE run_id = %s", (when, run_id)
+        )
+
+
+async def test_events_of_runs_ended_before_the_cutoff_are_pruned_in_batches(
+    stores: Any,
+) -> None:
+    store = await stores()
+    await store.create_thread("t", "alice", {})
+    now = time.time()
+    old = [_run("t") for _ in range(7)]
+    recent, running = _run("t"), _run("t")
+    for run in [*old, recent, running]:
+        await store.insert_run(run)
+        await store.append_events(run.run_id, [(1, "metadata", "{}"), (2, "end", "null")])
+    for run in [*old, recent]:
+        await store.finish(run, "success", "idle", None)
+    await store.claim(running.run_id, "t", "w")
+    for i, run in enumerate(old):  # ended an hour ago
+        await _set_updated_at(store, run.run_id, now - 3600 + i)
+    await _set_updated_at(store, running.run_id, 0.0)  # old, but it has not ended
+
+    deleted = await store.prune_events(0.0, now - 60, batch=3)  # three batches
+    assert deleted == 2 * len(old)
+    for run in old:
+        assert await store.read_events(run.run_id, 0) == []
+        assert await store.get_run(run.run_id) is not None  # the run record stays
+    assert len(await store.read_events(recent.run_id, 0)) == 2
+    assert len(await store.read_events(running.run_id, 0)) == 2
+    assert await store.prune_events(0.0, now - 60, batch=3) == 0

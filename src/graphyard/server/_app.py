@@ -21,7 +21,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 import graphyard
 from graphyard._runtime import GraphSource, open_runtime
-from graphyard.config import Settings, TierName
+from graphyard.config import Settings, TierName, parse_duration
 from graphyard.ledger import connect_ledger, handler_factory
 from graphyard.observability import CONTENT_TYPE, MetricsMiddleware, Observability
 from graphyard.persistence import sqlite_path, ttl_sweeps
@@ -118,6 +118,11 @@ def create_app(
                 durability=settings.durability,
                 lease_seconds=settings.run_lease_seconds,
                 saver=runtime.saver,
+                events_ttl=(
+                    parse_duration(settings.run_events_ttl).total_seconds()
+                    if settings.run_events_ttl
+                    else None
+                ),
             )
             # the cost ledger: a handler per run records calls and enforces budgets; a
             # run's calls are stored before the run is marked finished

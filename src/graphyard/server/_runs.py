@@ -129,15 +129,16 @@ class RunManager:
         lease_seconds: float = 15.0,
         saver: Any = None,
         handlers: Sequence[HandlerFactory] = (),
+        events_ttl: float | None = None,
     ) -> None:
         self.graph = graph
         self.handlers = list(handlers)
+        """Callback handler factories applied to every run (append to add one)."""
         self.kinds: dict[str, RunKind] = {}
         """Runs that are not a plain graph stream, by ``kwargs["kind"]`` (e.g. ``replay``):
         they get the same lock, events, handlers and ``Last-Event-ID`` as any run."""
         self.observers: list[RunObserver] = []
         """Told when each run executed here starts and ends (append to add one)."""
-        """Callback handler factories applied to every run (append to add one)."""
         self.finish_hooks: list[Callable[[RunRecord], Awaitable[None]]] = []
         """Awaited after a run's graph stops and before the run is recorded as finished (e.g.
         the cost ledger writes the run's calls); a failing hook is logged, never fatal."""
@@ -145,6 +146,8 @@ class RunManager:
         self.assistant_id = assistant_id
         self.durability = durability
         self.lease = lease_seconds
+        self.events_ttl = events_ttl
+        """Seconds after a run ends before its stored events are deleted (None: never)."""
         self.saver = saver
         self.worker = _worker_id()
         self._live: dict[str, _LiveRun] = {}
@@ -160,6 +163,10 @@ class RunManager:
             asyncio.create_task(self._heartbeat_loop(), name="graphyard-heartbeat"),
             asyncio.create_task(self._dispatch_loop(), name="graphyard-dispatch"),
         ]
+        if self.events_ttl is not None:
+            self._background.append(
+                asyncio.create_task(self._prune_events_loop(), name="graphyard-event-ttl")
+            )
 
     async def stop(self, grace: float = 10.0) -> None:
         """Let running runs finish for ``grace`` seconds, then cancel them (marked error)."""
@@ -190,6 +197,24 @@ class RunManager:
             )
             await self.store.finish(run, "error", "error", "the server running this run stopped")
         return len(orphans)
+
+    async def _prune_events_loop(self) -> None:
+        """Delete the stored events of runs that ended more than ``events_ttl`` ago, every
+        half TTL (at most every 5 minutes, at least every second). Each pass starts a little
+        before where the last one stopped, for runs another process finished meanwhile."""
+        assert self.events_ttl is not None
+        every = max(1.0, min(self.events_ttl / 2, 300.0))
+        since = 0.0
+        while True:
+            before = time.time() - self.events_ttl
+            try:
+                deleted = await self.store.prune_events(since, before)
+                since = max(0.0, before - 2 * every - self.lease)
+                if deleted:
+                    log.info("deleted %d stream events of runs ended before %.0f", deleted, before)
+            except Exception:
+                log.exception("could not delete old run events; will retry")
+            await asyncio.sleep(every)
 
     async def _heartbeat_loop(self) -> None:
         while True:

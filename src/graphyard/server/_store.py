@@ -29,7 +29,7 @@ import json
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
@@ -72,6 +72,7 @@ CREATE TABLE IF NOT EXISTS graphyard_runs (
 );
 CREATE INDEX IF NOT EXISTS graphyard_runs_thread ON graphyard_runs(thread_id, created_at);
 CREATE INDEX IF NOT EXISTS graphyard_runs_status ON graphyard_runs(status);
+CREATE INDEX IF NOT EXISTS graphyard_runs_updated ON graphyard_runs(updated_at);
 CREATE TABLE IF NOT EXISTS graphyard_run_events (
     run_id  TEXT NOT NULL,
     seq     INTEGER NOT NULL,
@@ -498,6 +499,14 @@ class SqliteServerStore:
             return
         await self._tx(_run_sql_many, _INSERT_EVENTS, rows)
 
+    async def prune_events(self, since: float, before: float, *, batch: int = 500) -> int:
+        """Delete the events of runs that ended between ``since`` and ``before`` (epoch
+        seconds), ``batch`` runs per transaction so the write lock is never held long.
+        Returns how many events were deleted."""
+        return await _prune_in_batches(
+            lambda start: self._tx(_prune_batch, start, before, batch), since, batch
+        )
+
     async def read_events(self, run_id: str, after: int) -> list[tuple[int, str, str]]:
         rows = await self._all(
             "SELECT seq, event, data FROM graphyard_run_events WHERE run_id = ? AND seq > ?"
@@ -518,6 +527,39 @@ def _run_sql(db: sqlite3.Connection, sql: str, args: Sequence[Any]) -> None:
 
 def _run_sql_many(db: sqlite3.Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
     db.executemany(sql, rows).close()
+
+
+def _prune_batch(
+    db: sqlite3.Connection, since: float, before: float, batch: int
+) -> tuple[int, int, float]:
+    """Events deleted, runs looked at, and the last run's end time."""
+    runs = db.execute(
+        "SELECT run_id, updated_at FROM graphyard_runs WHERE updated_at >= ? AND updated_at < ?"
+        " AND status NOT IN ('pending', 'running') ORDER BY updated_at LIMIT ?",
+        (since, before, batch),
+    ).fetchall()
+    if not runs:
+        return 0, 0, since
+    cursor = db.execute(
+        f"DELETE FROM graphyard_run_events WHERE run_id IN ({', '.join('?' * len(runs))})",
+        [r[0] for r in runs],
+    )
+    deleted = cursor.rowcount
+    cursor.close()
+    return deleted, len(runs), float(runs[-1][1])
+
+
+async def _prune_in_batches(
+    step: Callable[[float], Awaitable[tuple[int, int, float]]], since: float, batch: int
+) -> int:
+    """Run ``step(start)`` (one batch from ``start`` on) until a batch comes back short."""
+    total = 0
+    while True:
+        deleted, seen, last = await step(since)
+        total += deleted
+        if seen < batch or last <= since:  # done, or a whole batch ended at one instant
+            return total
+        since = last  # the boundary run is looked at again: it has no events left
 
 
 def _claim_in(db: sqlite3.Connection, run_id: str, thread_id: str, worker: str) -> bool:

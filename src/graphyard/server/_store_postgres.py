@@ -33,6 +33,7 @@ from graphyard.server._store import (
     SqliteServerStore,
     ThreadRecord,
     ThreadStatus,
+    _prune_in_batches,
     _run,
     _thread,
 )
@@ -72,6 +73,7 @@ CREATE TABLE IF NOT EXISTS graphyard_runs (
 );
 CREATE INDEX IF NOT EXISTS graphyard_runs_thread ON graphyard_runs(thread_id, created_at);
 CREATE INDEX IF NOT EXISTS graphyard_runs_status ON graphyard_runs(status);
+CREATE INDEX IF NOT EXISTS graphyard_runs_updated ON graphyard_runs(updated_at);
 CREATE TABLE IF NOT EXISTS graphyard_run_events (
     run_id  TEXT NOT NULL,
     seq     INTEGER NOT NULL,
@@ -423,6 +425,31 @@ class PostgresServerStore:
 
         async with self._events:  # FIFO, entered before any await: see the module docstring
             await self._tx(insert)
+
+    async def prune_events(self, since: float, before: float, *, batch: int = 500) -> int:
+        """Delete the events of runs that ended between ``since`` and ``before`` (epoch
+        seconds), ``batch`` runs per transaction. Returns how many events were deleted."""
+
+        def step(start: float) -> Awaitable[tuple[int, int, float]]:
+            async def prune(cur: Any) -> tuple[int, int, float]:
+                await cur.execute(
+                    "SELECT run_id, updated_at FROM graphyard_runs WHERE updated_at >= %s"
+                    " AND updated_at < %s AND status NOT IN ('pending', 'running')"
+                    " ORDER BY updated_at LIMIT %s",
+                    (start, before, batch),
+                )
+                runs = await cur.fetchall()
+                if not runs:
+                    return 0, 0, start
+                await cur.execute(
+                    "DELETE FROM graphyard_run_events WHERE run_id = ANY(%s)",
+                    ([r[0] for r in runs],),
+                )
+                return int(cur.rowcount), len(runs), float(runs[-1][1])
+
+            return self._tx(prune)
+
+        return await _prune_in_batches(step, since, batch)
 
     async def read_events(self, run_id: str, after: int) -> list[tuple[int, str, str]]:
         rows = await self._all(
