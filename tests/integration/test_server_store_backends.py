@@ -193,3 +193,38 @@ async def test_events_of_runs_ended_before_the_cutoff_are_pruned_in_batches(
     assert len(await store.read_events(recent.run_id, 0)) == 2
     assert len(await store.read_events(running.run_id, 0)) == 2
     assert await store.prune_events(0.0, now - 60, batch=3) == 0
+
+
+@pytest.mark.postgres
+async def test_a_thread_deleted_while_a_claim_holds_its_row_does_not_deadlock(
+    postgres_url: str,
+) -> None:
+    """A claim locks the thread's row, then the run's. A delete that took the run rows
+    first and then waited for the thread's row made a cycle, and Postgres aborted one of
+    the two ("deadlock detected"). Here a claim holds the thread row while the delete
+    starts, then updates the run."""
+    import psycopg
+
+    async with open_saver(postgres_url) as saver:
+        store = PostgresServerStore(saver.conn)
+        await store.open()
+        await store.create_thread("t", "alice", {})
+        run = _run("t")
+        await store.insert_run(run)
+        await store.append_events(run.run_id, [(1, "metadata", "{}")])
+        async with await psycopg.AsyncConnection.connect(postgres_url) as claim:
+            async with claim.transaction():
+                await claim.execute(
+                    "UPDATE graphyard_threads SET active_run_id = %s WHERE thread_id = 't'",
+                    (run.run_id,),
+                )
+                delete = asyncio.create_task(store.delete_thread("t"))
+                await asyncio.sleep(0.5)  # the delete has started and waits for us
+                assert not delete.done()
+                await claim.execute(
+                    "UPDATE graphyard_runs SET status = 'running' WHERE run_id = %s",
+                    (run.run_id,),
+                )
+            await delete  # went through once the claim committed; nothing aborted
+        assert await store.get_thread("t") is None
+        assert await store.get_run(run.run_id) is None

@@ -180,6 +180,7 @@ class PostgresServerStore:
 
     async def delete_thread(self, thread_id: str) -> None:
         async def delete(cur: Any) -> None:
+            await _lock_thread(cur, thread_id)
             await cur.execute(
                 "DELETE FROM graphyard_run_events WHERE run_id IN"
                 " (SELECT run_id FROM graphyard_runs WHERE thread_id = %s)",
@@ -313,6 +314,7 @@ class PostgresServerStore:
         now = time.time()
 
         async def finish(cur: Any) -> None:
+            await _lock_thread(cur, run.thread_id)
             await cur.execute(
                 "UPDATE graphyard_runs SET status = %s, error = %s, updated_at = %s,"
                 " heartbeat_at = NULL WHERE run_id = %s",
@@ -458,6 +460,15 @@ class PostgresServerStore:
             (run_id, after),
         )
         return [(int(r[0]), str(r[1]), str(r[2])) for r in rows]
+
+
+async def _lock_thread(cur: Any, thread_id: str) -> None:
+    """Lock the thread's row first. Every transaction that touches a thread and its runs
+    takes the thread's row before any run's (a claim updates the thread, then the run), so
+    two of them never wait on each other in a cycle (Postgres would abort one: deadlock)."""
+    await cur.execute(
+        "SELECT 1 FROM graphyard_threads WHERE thread_id = %s FOR UPDATE", (thread_id,)
+    )
 
 
 async def _claim_in(cur: Any, run_id: str, thread_id: str, worker: str) -> bool:
