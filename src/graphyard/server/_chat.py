@@ -72,7 +72,9 @@ async def start_chat(
 ) -> AsyncIterator[dict[str, str]]:
     """Validate, start the turn's run, and return its SSE frames (for sse-starlette)."""
     record = await svc.store.get_thread(thread_id)
-    new = record is None and (svc.auth is not None or not await _adopted(svc, thread_id))
+    # new only if the checkpointer has never seen it either: a thread whose record is
+    # missing (a fresh Lambda instance) is adopted for the owner its checkpoints name
+    new = record is None and not await svc.in_checkpointer(thread_id)
     if not new:
         await svc.thread(thread_id, user)  # 404 if it is someone else's
     graph = svc.runtime.graph
@@ -98,14 +100,6 @@ async def start_chat(
         await svc.thread(thread_id, user)  # a concurrent create by someone else wins: 404
     run = await svc.runs.create(thread_id, user, kwargs, multitask_strategy="reject")
     return _frames(svc, run, dict(before.values or {}))
-
-
-async def _adopted(svc: Services, thread_id: str) -> bool:
-    try:
-        await svc.thread(thread_id, "anonymous")
-    except Exception:
-        return False
-    return True
 
 
 def _text(content: Any) -> str:

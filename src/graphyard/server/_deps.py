@@ -72,19 +72,33 @@ class Services:
     async def thread(self, thread_id: str, user: str) -> ThreadRecord:
         """The caller's thread; another user's thread is indistinguishable from none."""
         record = await self.store.get_thread(thread_id)
-        if record is None and self.auth is None:
+        if record is None:
             record = await self._adopt(thread_id)
         if record is None or record.owner != user:
             raise ThreadNotFound(thread_id)
         return record
 
+    async def in_checkpointer(self, thread_id: str) -> bool:
+        """Whether the thread has checkpoints, record or not."""
+        snapshot = await self.runtime.graph.aget_state({"configurable": {"thread_id": thread_id}})
+        return snapshot.created_at is not None
+
     async def _adopt(self, thread_id: str) -> ThreadRecord | None:
-        """A thread that exists only in the checkpointer (written before the server kept
-        records, or by the CLI) becomes the anonymous user's when auth is off."""
+        """A record for a thread that exists only in the checkpointer, for the owner its
+        latest checkpoint names (every served run writes ``user_id`` into the checkpoints'
+        metadata). That is the case of a server whose records are not in the checkpointer's
+        database (DynamoDB: each Lambda instance starts with an empty ``/tmp``), and of
+        threads written by the CLI or before the server kept records: those name no owner
+        and become the anonymous user's when auth is off, nobody's when it is on."""
         snapshot = await self.runtime.graph.aget_state({"configurable": {"thread_id": thread_id}})
         if snapshot.created_at is None:
             return None
-        await self.store.create_thread(thread_id, "anonymous", {})
+        owner = (snapshot.metadata or {}).get("user_id")
+        if not isinstance(owner, str) or not owner:
+            if self.auth is not None:
+                return None  # whose it is cannot be shown: nobody's
+            owner = "anonymous"
+        await self.store.create_thread(thread_id, owner, {})
         return await self.store.get_thread(thread_id)
 
     async def run(self, thread_id: str, run_id: str, user: str) -> RunRecord:
