@@ -38,17 +38,36 @@ async def test_a_thread_whose_record_is_lost_stays_its_owners(
             turn = await alice.post("/chat/t-1", json={"content": "my email is al@x.org"})
             assert turn.status_code == 200, turn.text
 
-            # the records vanish, the checkpoints stay (a new Lambda instance)
-            db = sqlite3.connect(settings.checkpointer.removeprefix("sqlite:///"))
-            with db:
-                db.execute("DELETE FROM graphyard_runs")
-                db.execute("DELETE FROM graphyard_threads")
-            db.close()
+            def lose_the_records() -> None:  # the checkpoints stay (a new Lambda instance)
+                db = sqlite3.connect(settings.checkpointer.removeprefix("sqlite:///"))
+                with db:
+                    db.execute("DELETE FROM graphyard_runs")
+                    db.execute("DELETE FROM graphyard_threads")
+                db.close()
 
-            stolen = await bob.post("/chat/t-1", json={"content": "what is my email?"})
-            assert stolen.status_code == 404, stolen.text
-            assert (await bob.get("/threads/t-1/state")).status_code == 404
-            assert (await bob.get("/threads/t-1")).status_code == 404
+            # every way bob could name the thread first, each on a server with no record
+            attempts = [
+                ("POST", "/chat/t-1", {"content": "what is my email?"}, 404),
+                ("GET", "/threads/t-1/state", None, 404),
+                ("GET", "/threads/t-1", None, 404),
+                ("POST", "/threads", {"thread_id": "t-1"}, 409),
+                ("POST", "/threads", {"thread_id": "t-1", "if_exists": "do_nothing"}, 409),
+                (
+                    "POST",
+                    "/threads/t-1/runs/wait",
+                    {"assistant_id": "support", "input": None, "if_not_exists": "create"},
+                    404,
+                ),
+            ]
+            for method, path, body, expected in attempts:
+                lose_the_records()
+                answer = await bob.request(method, path, json=body)
+                assert answer.status_code == expected, (method, path, answer.text)
+            lose_the_records()
+            mine = await alice.post(
+                "/threads", json={"thread_id": "t-1", "if_exists": "do_nothing"}
+            )
+            assert mine.status_code == 200, mine.text
 
             again = await alice.post("/chat/t-1", json={"content": "thanks"})
             assert again.status_code == 200, again.text

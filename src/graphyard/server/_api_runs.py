@@ -117,9 +117,8 @@ async def _create(
         thread_id = str(uuid.uuid4())
         await svc.store.create_thread(thread_id, user, {})
     else:
-        existing = await svc.store.get_thread(thread_id)
-        if existing is None and body.if_not_exists == "create":
-            await svc.store.create_thread(thread_id, user, {})  # a concurrent create may win
+        if body.if_not_exists == "create":
+            await svc.create_thread(thread_id, user, {})  # a concurrent create may win
         await svc.thread(thread_id, user)
     run = await svc.runs.create(
         thread_id,

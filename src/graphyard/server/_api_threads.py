@@ -91,8 +91,12 @@ class ThreadCreate(_Body):
 async def create_thread(body: ThreadCreate, svc: Svc, request: Request) -> dict[str, Any]:
     """Create a thread owned by the caller."""
     user = await svc.user(request)
-    thread_id = body.thread_id or str(uuid.uuid4())
-    record = await svc.store.create_thread(thread_id, user, body.metadata)
+    if body.thread_id:  # the caller's id may name a thread the checkpointer already has
+        thread_id = body.thread_id
+        record = await svc.create_thread(thread_id, user, body.metadata)
+    else:
+        thread_id = str(uuid.uuid4())
+        record = await svc.store.create_thread(thread_id, user, body.metadata)
     if record is None:
         existing = await svc.store.get_thread(thread_id)
         if body.if_exists == "do_nothing" and existing is not None and existing.owner == user:

@@ -78,6 +78,16 @@ class Services:
             raise ThreadNotFound(thread_id)
         return record
 
+    async def create_thread(
+        self, thread_id: str, user: str, metadata: dict[str, Any]
+    ) -> ThreadRecord | None:
+        """A new thread record for ``user``; None if the thread exists, as a record or only
+        as checkpoints (it is then adopted for the owner they name, never for ``user``)."""
+        if await self.store.get_thread(thread_id) is None and await self.in_checkpointer(thread_id):
+            await self._adopt(thread_id)
+            return None
+        return await self.store.create_thread(thread_id, user, metadata)
+
     async def in_checkpointer(self, thread_id: str) -> bool:
         """Whether the thread has checkpoints, record or not."""
         snapshot = await self.runtime.graph.aget_state({"configurable": {"thread_id": thread_id}})
