@@ -59,6 +59,11 @@ async def test_a_thread_whose_record_is_lost_stays_its_owners(
                     404,
                 ),
             ]
+            # the latest checkpoint is alice's state update, not a run: it names her too
+            update = await alice.post(
+                "/threads/t-1/state", json={"values": {"messages": []}, "as_node": "critic"}
+            )
+            assert update.status_code == 200, update.text
             for method, path, body, expected in attempts:
                 lose_the_records()
                 answer = await bob.request(method, path, json=body)
