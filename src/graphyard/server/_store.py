@@ -29,12 +29,19 @@ import json
 import sqlite3
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
-__all__ = ["RunRecord", "RunStatus", "SqliteServerStore", "ThreadRecord", "ThreadStatus"]
+__all__ = [
+    "RunRecord",
+    "RunStatus",
+    "SqlServerStore",
+    "SqliteServerStore",
+    "ThreadRecord",
+    "ThreadStatus",
+]
 
 RunStatus = Literal["pending", "running", "error", "success", "timeout", "interrupted"]
 """The LangGraph SDK's run statuses."""
@@ -141,7 +148,436 @@ def _run(row: Sequence[Any]) -> RunRecord:
     )
 
 
-class SqliteServerStore:
+Step = tuple[Literal["exec", "rows", "many"], str, Sequence[Any]]
+"""One statement of a transaction: ``exec`` answers its row count, ``rows`` its rows,
+``many`` (``executemany``) its row count. SQL uses ``?`` placeholders on every backend."""
+Body = Generator[Step, Any, _T]
+"""A transaction: yields its statements, receives each one's answer, returns its result.
+Written once here; each backend drives it (a thread for SQLite, a pooled async connection
+for Postgres)."""
+
+_THREAD_COLUMNS = "thread_id, owner, created_at, updated_at, metadata, status, active_run_id"
+_INSERT_EVENTS = (
+    "INSERT INTO graphyard_run_events (run_id, seq, event, data) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT DO NOTHING"
+)
+
+
+def _marks(n: int) -> str:
+    return ", ".join("?" * n)
+
+
+class SqlServerStore:
+    """Threads, runs, events and locks as SQL, the same on every SQL backend. A subclass
+    says how a transaction (:meth:`_run`) and a read (:meth:`_all`) reach its database."""
+
+    _SEQ = "rowid"
+    """A column that orders runs by insertion (ties of ``created_at``)."""
+    _LOCK_THREAD: str | None = None
+    """SQL that locks a thread's row for the transaction, where rows lock one by one."""
+
+    async def _run(self, body: Body[_T]) -> _T:
+        raise NotImplementedError
+
+    async def _all(self, sql: str, args: Iterable[Any] = ()) -> list[Any]:
+        raise NotImplementedError
+
+    def _metadata_clause(self, key: str, value: Any) -> tuple[str, list[Any]]:
+        """A WHERE clause: the thread's metadata at ``key`` equals JSON ``value``."""
+        raise NotImplementedError
+
+    async def _one(self, sql: str, args: Iterable[Any] = ()) -> Any:
+        return next(iter(await self._all(sql, args)), None)
+
+    def _lock_thread(self, thread_id: str) -> Body[None]:
+        """Lock the thread's row first. Every transaction that touches a thread and its runs
+        takes the thread's row before any run's (a claim updates the thread, then the run),
+        so two of them never wait on each other in a cycle (Postgres would abort one)."""
+        if self._LOCK_THREAD:
+            yield ("rows", self._LOCK_THREAD, (thread_id,))
+
+    # --- threads -------------------------------------------------------------------------
+
+    async def create_thread(
+        self, thread_id: str, owner: str, metadata: dict[str, Any], *, if_exists: str = "raise"
+    ) -> ThreadRecord | None:
+        """Create a thread; ``None`` if it exists (the caller decides what that means)."""
+        now = time.time()
+        text = json.dumps(metadata)
+
+        def insert() -> Body[int]:
+            return (
+                yield (
+                    "exec",
+                    "INSERT INTO graphyard_threads"
+                    " (thread_id, owner, created_at, updated_at, metadata) VALUES (?, ?, ?, ?, ?)"
+                    " ON CONFLICT (thread_id) DO NOTHING",
+                    (thread_id, owner, now, now, text),
+                )
+            )
+
+        if await self._run(insert()) != 1:
+            return None
+        return ThreadRecord(thread_id, owner, now, now, json.loads(text), "idle", None)
+
+    async def get_thread(self, thread_id: str) -> ThreadRecord | None:
+        row = await self._one(
+            f"SELECT {_THREAD_COLUMNS} FROM graphyard_threads WHERE thread_id = ?", (thread_id,)
+        )
+        return _thread(row) if row else None
+
+    async def update_thread(
+        self, thread_id: str, *, metadata: dict[str, Any] | None = None, status: str | None = None
+    ) -> None:
+        sets, args = ["updated_at = ?"], [time.time()]
+        if metadata is not None:
+            sets.append("metadata = ?")
+            args.append(json.dumps(metadata))
+        if status is not None:
+            sets.append("status = ?")
+            args.append(status)
+        sql = f"UPDATE graphyard_threads SET {', '.join(sets)} WHERE thread_id = ?"
+        await self._run(_single("exec", sql, (*args, thread_id)))
+
+    async def delete_thread(self, thread_id: str) -> None:
+        def delete() -> Body[None]:
+            yield from self._lock_thread(thread_id)
+            yield (
+                "exec",
+                "DELETE FROM graphyard_run_events WHERE run_id IN"
+                " (SELECT run_id FROM graphyard_runs WHERE thread_id = ?)",
+                (thread_id,),
+            )
+            yield ("exec", "DELETE FROM graphyard_runs WHERE thread_id = ?", (thread_id,))
+            yield ("exec", "DELETE FROM graphyard_threads WHERE thread_id = ?", (thread_id,))
+
+        await self._run(delete())
+
+    async def search_threads(
+        self,
+        owner: str | None,
+        *,
+        metadata: dict[str, Any] | None = None,
+        status: str | None = None,
+        ids: Sequence[str] | None = None,
+        limit: int = 10,
+        offset: int = 0,
+        sort_by: str = "created_at",
+        sort_order: str = "desc",
+    ) -> list[ThreadRecord]:
+        where: list[str] = []
+        args: list[Any] = []
+        if owner is not None:
+            where.append("owner = ?")
+            args.append(owner)
+        if status:
+            where.append("status = ?")
+            args.append(status)
+        if ids:
+            where.append(f"thread_id IN ({_marks(len(ids))})")
+            args.extend(ids)
+        for key, value in (metadata or {}).items():
+            clause, clause_args = self._metadata_clause(key, value)
+            where.append(clause)
+            args.extend(clause_args)
+        column = {
+            "created_at": "created_at",
+            "updated_at": "updated_at",
+            "thread_id": "thread_id",
+            "status": "status",
+        }.get(sort_by, "created_at")
+        order = "ASC" if sort_order.lower() == "asc" else "DESC"
+        sql = (
+            f"SELECT {_THREAD_COLUMNS} FROM graphyard_threads"
+            + (f" WHERE {' AND '.join(where)}" if where else "")
+            + f" ORDER BY {column} {order} LIMIT ? OFFSET ?"
+        )
+        return [_thread(r) for r in await self._all(sql, (*args, limit, offset))]
+
+    async def count_threads(self, owner: str | None) -> int:
+        if owner is None:
+            row = await self._one("SELECT COUNT(*) FROM graphyard_threads")
+        else:
+            row = await self._one(
+                "SELECT COUNT(*) FROM graphyard_threads WHERE owner = ?", (owner,)
+            )
+        return int(row[0])
+
+    # --- runs and the thread lock --------------------------------------------------------
+
+    async def insert_run(self, run: RunRecord, *, claim_for: str | None = None) -> bool:
+        """Store a new run; with ``claim_for``, also try to claim it for that worker in the
+        same transaction (one commit instead of two on the path to a run's first event).
+        True if it was claimed: it is then ``running`` and holds its thread's lock."""
+        row = (
+            run.run_id,
+            run.thread_id,
+            run.assistant_id,
+            run.owner,
+            run.status,
+            run.created_at,
+            run.updated_at,
+            json.dumps(run.metadata),
+            json.dumps(run.kwargs),
+            run.multitask_strategy,
+            run.worker,
+            run.heartbeat_at,
+            run.cancel,
+            run.error,
+        )
+
+        def insert() -> Body[bool]:
+            yield (
+                "exec",
+                f"INSERT INTO graphyard_runs ({_RUN_COLUMNS}) VALUES ({_marks(14)})",
+                row,
+            )
+            yield (
+                "exec",
+                "UPDATE graphyard_threads SET updated_at = ? WHERE thread_id = ?",
+                (run.created_at, run.thread_id),
+            )
+            if claim_for is None:
+                return False
+            return (yield from _claim_in(run.run_id, run.thread_id, claim_for))
+
+        return await self._run(insert())
+
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        row = await self._one(
+            f"SELECT {_RUN_COLUMNS} FROM graphyard_runs WHERE run_id = ?", (run_id,)
+        )
+        return _run(row) if row else None
+
+    async def list_runs(
+        self, thread_id: str, *, status: str | None = None, limit: int = 10, offset: int = 0
+    ) -> list[RunRecord]:
+        sql = f"SELECT {_RUN_COLUMNS} FROM graphyard_runs WHERE thread_id = ?"
+        args: list[Any] = [thread_id]
+        if status:
+            sql += " AND status = ?"
+            args.append(status)
+        sql += f" ORDER BY created_at DESC, {self._SEQ} DESC LIMIT ? OFFSET ?"
+        return [_run(r) for r in await self._all(sql, (*args, limit, offset))]
+
+    async def delete_run(self, run_id: str) -> None:
+        def delete() -> Body[None]:
+            yield ("exec", "DELETE FROM graphyard_run_events WHERE run_id = ?", (run_id,))
+            yield ("exec", "DELETE FROM graphyard_runs WHERE run_id = ?", (run_id,))
+
+        await self._run(delete())
+
+    async def claim(self, run_id: str, thread_id: str, worker: str) -> bool:
+        """Take the thread's lock for a pending run and mark it running; False if held."""
+        return await self._run(_claim_in(run_id, thread_id, worker))
+
+    async def finish(
+        self, run: RunRecord, status: RunStatus, thread_status: ThreadStatus, error: str | None
+    ) -> None:
+        """Record a run's end and release its thread's lock, in one transaction."""
+        now = time.time()
+
+        def finish() -> Body[None]:
+            yield from self._lock_thread(run.thread_id)
+            yield (
+                "exec",
+                "UPDATE graphyard_runs SET status = ?, error = ?, updated_at = ?,"
+                " heartbeat_at = NULL WHERE run_id = ?",
+                (status, error, now, run.run_id),
+            )
+            pending = yield (
+                "rows",
+                "SELECT 1 FROM graphyard_runs WHERE thread_id = ? AND status = 'pending' LIMIT 1",
+                (run.thread_id,),
+            )
+            yield (
+                "exec",
+                "UPDATE graphyard_threads SET active_run_id = NULL, status = ?, updated_at = ?"
+                " WHERE thread_id = ? AND active_run_id = ?",
+                ("busy" if pending else thread_status, now, run.thread_id, run.run_id),
+            )
+
+        await self._run(finish())
+
+    async def next_pending(self, thread_id: str) -> RunRecord | None:
+        row = await self._one(
+            f"SELECT {_RUN_COLUMNS} FROM graphyard_runs WHERE thread_id = ? AND status = 'pending'"
+            f" ORDER BY created_at, {self._SEQ} LIMIT 1",
+            (thread_id,),
+        )
+        return _run(row) if row else None
+
+    async def pending_threads(self) -> list[str]:
+        """Threads with a pending run and a free lock: work any process may pick up."""
+        rows = await self._all(
+            "SELECT DISTINCT r.thread_id FROM graphyard_runs r JOIN graphyard_threads t"
+            " ON t.thread_id = r.thread_id WHERE r.status = 'pending' AND t.active_run_id IS NULL"
+        )
+        return [r[0] for r in rows]
+
+    async def request_cancel(self, run_id: str, action: str) -> RunRecord | None:
+        """Ask whichever process runs ``run_id`` to stop it; a pending run stops at once."""
+        now = time.time()
+
+        def request() -> Body[None]:
+            yield (
+                "exec",
+                "UPDATE graphyard_runs SET cancel = ?, updated_at = ? WHERE run_id = ?"
+                " AND status IN ('pending', 'running')",
+                (action, now, run_id),
+            )
+            yield (
+                "exec",
+                "UPDATE graphyard_runs SET status = 'interrupted' WHERE run_id = ?"
+                " AND status = 'pending'",
+                (run_id,),
+            )
+
+        await self._run(request())
+        return await self.get_run(run_id)
+
+    async def heartbeat(self, run_ids: Sequence[str]) -> dict[str, str | None]:
+        """Refresh the lease of our running runs; returns each one's cancel request."""
+        if not run_ids:
+            return {}
+        now, ids = time.time(), sorted(run_ids)  # one lock order for every process
+        marks = _marks(len(ids))
+
+        def beat() -> Body[list[Any]]:
+            yield (
+                "exec",
+                f"UPDATE graphyard_runs SET heartbeat_at = ? WHERE run_id IN ({marks})",
+                (now, *ids),
+            )
+            return (
+                yield (
+                    "rows",
+                    f"SELECT run_id, cancel FROM graphyard_runs WHERE run_id IN ({marks})",
+                    ids,
+                )
+            )
+
+        return {r[0]: r[1] for r in await self._run(beat())}
+
+    async def orphaned_runs(self, lease: float, is_dead: Any) -> list[RunRecord]:
+        """Running runs whose worker died: its process is gone, or its lease ran out."""
+        rows = await self._all(
+            f"SELECT {_RUN_COLUMNS} FROM graphyard_runs WHERE status = 'running'"
+        )
+        now = time.time()
+        return [
+            run
+            for run in map(_run, rows)
+            if is_dead(run.worker) or (run.heartbeat_at or 0) < now - lease
+        ]
+
+    async def active_run_of(self, thread_id: str) -> RunRecord | None:
+        row = await self._one(
+            f"SELECT {_RUN_COLUMNS} FROM graphyard_runs WHERE run_id ="
+            " (SELECT active_run_id FROM graphyard_threads WHERE thread_id = ?)",
+            (thread_id,),
+        )
+        return _run(row) if row else None
+
+    # --- events --------------------------------------------------------------------------
+
+    async def append_events(self, run_id: str, events: Sequence[tuple[int, str, str]]) -> None:
+        await self.append_events_many([(run_id, events)])
+
+    async def append_events_many(
+        self, batches: Sequence[tuple[str, Sequence[tuple[int, str, str]]]]
+    ) -> None:
+        """Store events of many runs in one transaction (one commit for all live runs)."""
+        rows = [(rid, seq, event, data) for rid, events in batches for seq, event, data in events]
+        if rows:
+            await self._run(_single("many", _INSERT_EVENTS, rows))
+
+    async def prune_events(self, since: float, before: float, *, batch: int = 500) -> int:
+        """Delete the events of runs that ended between ``since`` and ``before`` (epoch
+        seconds), ``batch`` runs per transaction so no lock is held long. Returns how many
+        events were deleted."""
+        total = 0
+        while True:
+            deleted, seen, last = await self._run(_prune_batch(since, before, batch))
+            total += deleted
+            if seen < batch or last <= since:  # done, or a whole batch ended at one instant
+                return total
+            since = last  # the boundary run is looked at again: it has no events left
+
+    async def read_events(self, run_id: str, after: int) -> list[tuple[int, str, str]]:
+        rows = await self._all(
+            "SELECT seq, event, data FROM graphyard_run_events WHERE run_id = ? AND seq > ?"
+            " ORDER BY seq",
+            (run_id, after),
+        )
+        return [(int(r[0]), str(r[1]), str(r[2])) for r in rows]
+
+
+def _single(kind: Literal["exec", "rows", "many"], sql: str, args: Sequence[Any]) -> Body[Any]:
+    """A transaction of one statement."""
+    return (yield (kind, sql, args))
+
+
+def _claim_in(run_id: str, thread_id: str, worker: str) -> Body[bool]:
+    """Inside a write transaction: take ``thread_id``'s lock for ``run_id``."""
+    now = time.time()
+    taken = yield (
+        "exec",
+        "UPDATE graphyard_threads SET active_run_id = ?, status = 'busy', updated_at = ?"
+        " WHERE thread_id = ? AND active_run_id IS NULL",
+        (run_id, now, thread_id),
+    )
+    if taken != 1:
+        return False
+    started = yield (
+        "exec",
+        "UPDATE graphyard_runs SET status = 'running', worker = ?, heartbeat_at = ?,"
+        " updated_at = ? WHERE run_id = ? AND status = 'pending'",
+        (worker, now, now, run_id),
+    )
+    if started != 1:  # cancelled or deleted meanwhile: give the lock back
+        yield (
+            "exec",
+            "UPDATE graphyard_threads SET active_run_id = NULL, status = 'idle'"
+            " WHERE thread_id = ? AND active_run_id = ?",
+            (thread_id, run_id),
+        )
+        return False
+    return True
+
+
+def _prune_batch(since: float, before: float, batch: int) -> Body[tuple[int, int, float]]:
+    """Events deleted, runs looked at, and the last run's end time."""
+    runs = yield (
+        "rows",
+        "SELECT run_id, updated_at FROM graphyard_runs WHERE updated_at >= ? AND updated_at < ?"
+        " AND status NOT IN ('pending', 'running') ORDER BY updated_at LIMIT ?",
+        (since, before, batch),
+    )
+    if not runs:
+        return 0, 0, since
+    deleted = yield (
+        "exec",
+        f"DELETE FROM graphyard_run_events WHERE run_id IN ({_marks(len(runs))})",
+        [r[0] for r in runs],
+    )
+    return deleted, len(runs), float(runs[-1][1])
+
+
+def _drive(db: sqlite3.Connection, body: Body[_T]) -> _T:
+    """Run a transaction's statements on ``db`` (on the store's thread)."""
+    answer: Any = None
+    try:
+        while True:
+            kind, sql, args = body.send(answer)
+            cursor = db.executemany(sql, args) if kind == "many" else db.execute(sql, args)
+            answer = cursor.fetchall() if kind == "rows" else cursor.rowcount
+            cursor.close()  # on this thread: see SqliteServerStore._tx
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+
+
+class SqliteServerStore(SqlServerStore):
     """Threads, runs, events and locks in the SQLite checkpoint file."""
 
     def __init__(self, path: str) -> None:
@@ -211,380 +647,15 @@ class SqliteServerStore:
 
         return self._call(transaction)
 
-    async def _one(self, sql: str, args: Iterable[Any] = ()) -> Any:
-        rows = await self._all(sql, args)
-        return next(iter(rows), None)
+    def _run(self, body: Body[_T]) -> asyncio.Future[_T]:  # type: ignore[override]
+        return self._tx(_drive, body)
 
-    def _all(self, sql: str, args: Iterable[Any] = ()) -> asyncio.Future[list[Any]]:
+    def _all(self, sql: str, args: Iterable[Any] = ()) -> asyncio.Future[list[Any]]:  # type: ignore[override]
         params = tuple(args)
         return self._call(lambda: self._connection().execute(sql, params).fetchall())
 
-    # --- threads -------------------------------------------------------------------------
-
-    async def create_thread(
-        self, thread_id: str, owner: str, metadata: dict[str, Any], *, if_exists: str = "raise"
-    ) -> ThreadRecord | None:
-        """Create a thread; ``None`` if it exists (the caller decides what that means)."""
-        now = time.time()
-        row = (thread_id, owner, now, now, json.dumps(metadata))
-
-        def insert(db: sqlite3.Connection) -> bool:
-            cursor = db.execute(
-                "INSERT OR IGNORE INTO graphyard_threads"
-                " (thread_id, owner, created_at, updated_at, metadata) VALUES (?, ?, ?, ?, ?)",
-                row,
-            )
-            return cursor.rowcount == 1
-
-        if not await self._tx(insert):
-            return None
-        return ThreadRecord(thread_id, owner, now, now, json.loads(row[4]), "idle", None)
-
-    async def get_thread(self, thread_id: str) -> ThreadRecord | None:
-        row = await self._one(
-            "SELECT thread_id, owner, created_at, updated_at, metadata, status, active_run_id"
-            " FROM graphyard_threads WHERE thread_id = ?",
-            (thread_id,),
-        )
-        return _thread(row) if row else None
-
-    async def update_thread(
-        self, thread_id: str, *, metadata: dict[str, Any] | None = None, status: str | None = None
-    ) -> None:
-        sets, args = ["updated_at = ?"], [time.time()]
-        if metadata is not None:
-            sets.append("metadata = ?")
-            args.append(json.dumps(metadata))
-        if status is not None:
-            sets.append("status = ?")
-            args.append(status)
-        sql = f"UPDATE graphyard_threads SET {', '.join(sets)} WHERE thread_id = ?"
-        await self._tx(_run_sql, sql, (*args, thread_id))
-
-    async def delete_thread(self, thread_id: str) -> None:
-        def delete(db: sqlite3.Connection) -> None:
-            db.execute(
-                "DELETE FROM graphyard_run_events WHERE run_id IN"
-                " (SELECT run_id FROM graphyard_runs WHERE thread_id = ?)",
-                (thread_id,),
-            )
-            db.execute("DELETE FROM graphyard_runs WHERE thread_id = ?", (thread_id,))
-            db.execute("DELETE FROM graphyard_threads WHERE thread_id = ?", (thread_id,))
-
-        await self._tx(delete)
-
-    async def search_threads(
-        self,
-        owner: str | None,
-        *,
-        metadata: dict[str, Any] | None = None,
-        status: str | None = None,
-        ids: Sequence[str] | None = None,
-        limit: int = 10,
-        offset: int = 0,
-        sort_by: str = "created_at",
-        sort_order: str = "desc",
-    ) -> list[ThreadRecord]:
-        where, args = [], []
-        if owner is not None:
-            where.append("owner = ?")
-            args.append(owner)
-        if status:
-            where.append("status = ?")
-            args.append(status)
-        if ids:
-            where.append(f"thread_id IN ({', '.join('?' * len(ids))})")
-            args.extend(ids)
-        for key, value in (metadata or {}).items():
-            where.append("json_extract(metadata, ?) = json_extract(?, '$')")
-            args.extend([f'$."{key}"', json.dumps(value)])
-        column = {
-            "created_at": "created_at",
-            "updated_at": "updated_at",
-            "thread_id": "thread_id",
-            "status": "status",
-        }.get(sort_by, "created_at")
-        order = "ASC" if sort_order.lower() == "asc" else "DESC"
-        sql = (
-            "SELECT thread_id, owner, created_at, updated_at, metadata, status, active_run_id"
-            " FROM graphyard_threads"
-            + (f" WHERE {' AND '.join(where)}" if where else "")
-            + f" ORDER BY {column} {order} LIMIT ? OFFSET ?"
-        )
-        return [_thread(r) for r in await self._all(sql, (*args, limit, offset))]
-
-    async def count_threads(self, owner: str | None) -> int:
-        if owner is None:
-            row = await self._one("SELECT COUNT(*) FROM graphyard_threads")
-        else:
-            row = await self._one(
-                "SELECT COUNT(*) FROM graphyard_threads WHERE owner = ?", (owner,)
-            )
-        return int(row[0])
-
-    # --- runs and the thread lock --------------------------------------------------------
-
-    async def insert_run(self, run: RunRecord, *, claim_for: str | None = None) -> bool:
-        """Store a new run; with ``claim_for``, also try to claim it for that worker in the
-        same transaction (one commit instead of two on the path to a run's first event).
-        True if it was claimed: it is then ``running`` and holds its thread's lock."""
-        row = (
-            run.run_id,
-            run.thread_id,
-            run.assistant_id,
-            run.owner,
-            run.status,
-            run.created_at,
-            run.updated_at,
-            json.dumps(run.metadata),
-            json.dumps(run.kwargs),
-            run.multitask_strategy,
-            run.worker,
-            run.heartbeat_at,
-            run.cancel,
-            run.error,
-        )
-
-        def insert(db: sqlite3.Connection) -> bool:
-            db.execute(
-                f"INSERT INTO graphyard_runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * 14)})", row
-            )
-            db.execute(
-                "UPDATE graphyard_threads SET updated_at = ? WHERE thread_id = ?",
-                (run.created_at, run.thread_id),
-            )
-            if claim_for is None:
-                return False
-            return _claim_in(db, run.run_id, run.thread_id, claim_for)
-
-        return await self._tx(insert)
-
-    async def get_run(self, run_id: str) -> RunRecord | None:
-        row = await self._one(
-            f"SELECT {_RUN_COLUMNS} FROM graphyard_runs WHERE run_id = ?", (run_id,)
-        )
-        return _run(row) if row else None
-
-    async def list_runs(
-        self, thread_id: str, *, status: str | None = None, limit: int = 10, offset: int = 0
-    ) -> list[RunRecord]:
-        sql = f"SELECT {_RUN_COLUMNS} FROM graphyard_runs WHERE thread_id = ?"
-        args: list[Any] = [thread_id]
-        if status:
-            sql += " AND status = ?"
-            args.append(status)
-        sql += " ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?"
-        return [_run(r) for r in await self._all(sql, (*args, limit, offset))]
-
-    async def delete_run(self, run_id: str) -> None:
-        def delete(db: sqlite3.Connection) -> None:
-            db.execute("DELETE FROM graphyard_run_events WHERE run_id = ?", (run_id,))
-            db.execute("DELETE FROM graphyard_runs WHERE run_id = ?", (run_id,))
-
-        await self._tx(delete)
-
-    async def claim(self, run_id: str, thread_id: str, worker: str) -> bool:
-        """Take the thread's lock for a pending run and mark it running; False if held."""
-        return await self._tx(_claim_in, run_id, thread_id, worker)
-
-    async def finish(
-        self, run: RunRecord, status: RunStatus, thread_status: ThreadStatus, error: str | None
-    ) -> None:
-        """Record a run's end and release its thread's lock, in one transaction."""
-        now = time.time()
-
-        def finish(db: sqlite3.Connection) -> None:
-            db.execute(
-                "UPDATE graphyard_runs SET status = ?, error = ?, updated_at = ?, heartbeat_at = NULL"
-                " WHERE run_id = ?",
-                (status, error, now, run.run_id),
-            )
-            pending = db.execute(
-                "SELECT 1 FROM graphyard_runs WHERE thread_id = ? AND status = 'pending' LIMIT 1",
-                (run.thread_id,),
-            ).fetchone()
-            db.execute(
-                "UPDATE graphyard_threads SET active_run_id = NULL, status = ?, updated_at = ?"
-                " WHERE thread_id = ? AND active_run_id = ?",
-                ("busy" if pending else thread_status, now, run.thread_id, run.run_id),
-            )
-
-        await self._tx(finish)
-
-    async def next_pending(self, thread_id: str) -> RunRecord | None:
-        row = await self._one(
-            f"SELECT {_RUN_COLUMNS} FROM graphyard_runs WHERE thread_id = ? AND status = 'pending'"
-            " ORDER BY created_at, rowid LIMIT 1",
-            (thread_id,),
-        )
-        return _run(row) if row else None
-
-    async def pending_threads(self) -> list[str]:
-        """Threads with a pending run and a free lock: work any process may pick up."""
-        rows = await self._all(
-            "SELECT DISTINCT r.thread_id FROM graphyard_runs r JOIN graphyard_threads t"
-            " ON t.thread_id = r.thread_id WHERE r.status = 'pending' AND t.active_run_id IS NULL"
-        )
-        return [r[0] for r in rows]
-
-    async def request_cancel(self, run_id: str, action: str) -> RunRecord | None:
-        """Ask whichever process runs ``run_id`` to stop it; a pending run stops at once."""
-        now = time.time()
-
-        def request(db: sqlite3.Connection) -> None:
-            db.execute(
-                "UPDATE graphyard_runs SET cancel = ?, updated_at = ? WHERE run_id = ?"
-                " AND status IN ('pending', 'running')",
-                (action, now, run_id),
-            )
-            db.execute(
-                "UPDATE graphyard_runs SET status = 'interrupted' WHERE run_id = ?"
-                " AND status = 'pending'",
-                (run_id,),
-            )
-
-        await self._tx(request)
-        return await self.get_run(run_id)
-
-    async def heartbeat(self, run_ids: Sequence[str]) -> dict[str, str | None]:
-        """Refresh the lease of our running runs; returns each one's cancel request."""
-        if not run_ids:
-            return {}
-        marks = ", ".join("?" * len(run_ids))
-        now = time.time()
-
-        def beat(db: sqlite3.Connection) -> list[Any]:
-            db.execute(
-                f"UPDATE graphyard_runs SET heartbeat_at = ? WHERE run_id IN ({marks})",
-                (now, *run_ids),
-            )
-            return db.execute(
-                f"SELECT run_id, cancel FROM graphyard_runs WHERE run_id IN ({marks})",
-                tuple(run_ids),
-            ).fetchall()
-
-        return {r[0]: r[1] for r in await self._tx(beat)}
-
-    async def orphaned_runs(self, lease: float, is_dead: Any) -> list[RunRecord]:
-        """Running runs whose worker died: its process is gone, or its lease ran out."""
-        rows = await self._all(
-            f"SELECT {_RUN_COLUMNS} FROM graphyard_runs WHERE status = 'running'"
-        )
-        now = time.time()
-        return [
-            run
-            for run in map(_run, rows)
-            if is_dead(run.worker) or (run.heartbeat_at or 0) < now - lease
-        ]
-
-    async def active_run_of(self, thread_id: str) -> RunRecord | None:
-        row = await self._one(
-            f"SELECT {_RUN_COLUMNS} FROM graphyard_runs WHERE run_id ="
-            " (SELECT active_run_id FROM graphyard_threads WHERE thread_id = ?)",
-            (thread_id,),
-        )
-        return _run(row) if row else None
-
-    # --- events --------------------------------------------------------------------------
-
-    async def append_events(self, run_id: str, events: Sequence[tuple[int, str, str]]) -> None:
-        await self.append_events_many([(run_id, events)])
-
-    async def append_events_many(
-        self, batches: Sequence[tuple[str, Sequence[tuple[int, str, str]]]]
-    ) -> None:
-        """Store events of many runs in one transaction (one commit for all live runs)."""
-        rows = [(rid, seq, event, data) for rid, events in batches for seq, event, data in events]
-        if not rows:
-            return
-        await self._tx(_run_sql_many, _INSERT_EVENTS, rows)
-
-    async def prune_events(self, since: float, before: float, *, batch: int = 500) -> int:
-        """Delete the events of runs that ended between ``since`` and ``before`` (epoch
-        seconds), ``batch`` runs per transaction so the write lock is never held long.
-        Returns how many events were deleted."""
-        return await _prune_in_batches(
-            lambda start: self._tx(_prune_batch, start, before, batch), since, batch
-        )
-
-    async def read_events(self, run_id: str, after: int) -> list[tuple[int, str, str]]:
-        rows = await self._all(
-            "SELECT seq, event, data FROM graphyard_run_events WHERE run_id = ? AND seq > ?"
-            " ORDER BY seq",
-            (run_id, after),
-        )
-        return [(int(r[0]), str(r[1]), str(r[2])) for r in rows]
-
-
-_INSERT_EVENTS = (
-    "INSERT OR IGNORE INTO graphyard_run_events (run_id, seq, event, data) VALUES (?, ?, ?, ?)"
-)
-
-
-def _run_sql(db: sqlite3.Connection, sql: str, args: Sequence[Any]) -> None:
-    db.execute(sql, args).close()  # no cursor may leave the store's thread (see _tx)
-
-
-def _run_sql_many(db: sqlite3.Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-    db.executemany(sql, rows).close()
-
-
-def _prune_batch(
-    db: sqlite3.Connection, since: float, before: float, batch: int
-) -> tuple[int, int, float]:
-    """Events deleted, runs looked at, and the last run's end time."""
-    runs = db.execute(
-        "SELECT run_id, updated_at FROM graphyard_runs WHERE updated_at >= ? AND updated_at < ?"
-        " AND status NOT IN ('pending', 'running') ORDER BY updated_at LIMIT ?",
-        (since, before, batch),
-    ).fetchall()
-    if not runs:
-        return 0, 0, since
-    cursor = db.execute(
-        f"DELETE FROM graphyard_run_events WHERE run_id IN ({', '.join('?' * len(runs))})",
-        [r[0] for r in runs],
-    )
-    deleted = cursor.rowcount
-    cursor.close()
-    return deleted, len(runs), float(runs[-1][1])
-
-
-async def _prune_in_batches(
-    step: Callable[[float], Awaitable[tuple[int, int, float]]], since: float, batch: int
-) -> int:
-    """Run ``step(start)`` (one batch from ``start`` on) until a batch comes back short."""
-    total = 0
-    while True:
-        deleted, seen, last = await step(since)
-        total += deleted
-        if seen < batch or last <= since:  # done, or a whole batch ended at one instant
-            return total
-        since = last  # the boundary run is looked at again: it has no events left
-
-
-def _claim_in(db: sqlite3.Connection, run_id: str, thread_id: str, worker: str) -> bool:
-    """Inside a write transaction: take ``thread_id``'s lock for ``run_id``."""
-    now = time.time()
-    cursor = db.execute(
-        "UPDATE graphyard_threads SET active_run_id = ?, status = 'busy', updated_at = ?"
-        " WHERE thread_id = ? AND active_run_id IS NULL",
-        (run_id, now, thread_id),
-    )
-    if cursor.rowcount != 1:
-        return False
-    cursor = db.execute(
-        "UPDATE graphyard_runs SET status = 'running', worker = ?, heartbeat_at = ?,"
-        " updated_at = ? WHERE run_id = ? AND status = 'pending'",
-        (worker, now, now, run_id),
-    )
-    if cursor.rowcount != 1:  # cancelled or deleted meanwhile: give the lock back
-        db.execute(
-            "UPDATE graphyard_threads SET active_run_id = NULL, status = 'idle'"
-            " WHERE thread_id = ? AND active_run_id = ?",
-            (thread_id, run_id),
-        )
-        return False
-    return True
+    def _metadata_clause(self, key: str, value: Any) -> tuple[str, list[Any]]:
+        return "json_extract(metadata, ?) = json_extract(?, '$')", [f'$."{key}"', json.dumps(value)]
 
 
 def new_id() -> str:
