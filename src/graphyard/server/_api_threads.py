@@ -258,7 +258,7 @@ async def update_state(
     if record.active_run_id:
         raise ApiError(409, "thread_busy", "the thread has an active run")
     # user_id lands in the checkpoint's metadata, as a run's does: whose thread it is, for
-    # a server that has no record of it (Services._adopt)
+    # a server that has no record of it (Services.adopt)
     configurable: dict[str, Any] = {"thread_id": thread_id, "user_id": user}
     checkpoint_id = body.checkpoint_id or (
         body.checkpoint.checkpoint_id if body.checkpoint else None

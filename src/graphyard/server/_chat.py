@@ -74,7 +74,7 @@ async def start_chat(
     record = await svc.store.get_thread(thread_id)
     # new only if the checkpointer has never seen it either: a thread whose record is
     # missing (a fresh Lambda instance) is adopted for the owner its checkpoints name
-    new = record is None and not await svc.in_checkpointer(thread_id)
+    new = record is None and not (await svc.adopt(thread_id))[0]
     if not new:
         await svc.thread(thread_id, user)  # 404 if it is someone else's
     graph = svc.runtime.graph

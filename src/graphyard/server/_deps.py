@@ -73,7 +73,7 @@ class Services:
         """The caller's thread; another user's thread is indistinguishable from none."""
         record = await self.store.get_thread(thread_id)
         if record is None:
-            record = await self._adopt(thread_id)
+            _, record = await self.adopt(thread_id)
         if record is None or record.owner != user:
             raise ThreadNotFound(thread_id)
         return record
@@ -83,33 +83,30 @@ class Services:
     ) -> ThreadRecord | None:
         """A new thread record for ``user``; None if the thread exists, as a record or only
         as checkpoints (it is then adopted for the owner they name, never for ``user``)."""
-        if await self.store.get_thread(thread_id) is None and await self.in_checkpointer(thread_id):
-            await self._adopt(thread_id)
-            return None
+        if await self.store.get_thread(thread_id) is None:
+            exists, _ = await self.adopt(thread_id)
+            if exists:
+                return None
         return await self.store.create_thread(thread_id, user, metadata)
 
-    async def in_checkpointer(self, thread_id: str) -> bool:
-        """Whether the thread has checkpoints, record or not."""
-        snapshot = await self.runtime.graph.aget_state({"configurable": {"thread_id": thread_id}})
-        return snapshot.created_at is not None
-
-    async def _adopt(self, thread_id: str) -> ThreadRecord | None:
-        """A record for a thread that exists only in the checkpointer, for the owner its
-        latest checkpoint names (every served run writes ``user_id`` into the checkpoints'
-        metadata). That is the case of a server whose records are not in the checkpointer's
-        database (DynamoDB: each Lambda instance starts with an empty ``/tmp``), and of
-        threads written by the CLI or before the server kept records: those name no owner
-        and become the anonymous user's when auth is off, nobody's when it is on."""
+    async def adopt(self, thread_id: str) -> tuple[bool, ThreadRecord | None]:
+        """For a thread with no record: whether the checkpointer has it, and a record for
+        the owner its latest checkpoint names, now stored (every served run and state update
+        writes ``user_id`` into its checkpoint's metadata). That is the case of a server
+        whose records are not in the checkpointer's database (DynamoDB: each Lambda instance
+        starts with an empty ``/tmp``), and of threads written by the CLI or before the
+        server kept records: those name no owner and become the anonymous user's when auth
+        is off, nobody's when it is on."""
         snapshot = await self.runtime.graph.aget_state({"configurable": {"thread_id": thread_id}})
         if snapshot.created_at is None:
-            return None
+            return False, None
         owner = (snapshot.metadata or {}).get("user_id")
         if not isinstance(owner, str) or not owner:
             if self.auth is not None:
-                return None  # whose it is cannot be shown: nobody's
+                return True, None  # whose it is cannot be shown: nobody's
             owner = "anonymous"
         await self.store.create_thread(thread_id, owner, {})
-        return await self.store.get_thread(thread_id)
+        return True, await self.store.get_thread(thread_id)
 
     async def run(self, thread_id: str, run_id: str, user: str) -> RunRecord:
         await self.thread(thread_id, user)
