@@ -106,14 +106,21 @@ def test_the_sam_stack_streams_through_a_function_url_and_keeps_threads_in_dynam
     assert env["GRAPHYARD_CHEAP__MODEL"] == "ollama:qwen3:8b"
     assert env["GRAPHYARD_CHEAP__BASE_URL"] == "http://gpu-box:11434"
     assert "GRAPHYARD_CHEAP__PROXY" not in env  # entrypoint.sh sets it once Tailscale is up
+    # the keys graphyard's saver writes (test_lambda_stack_on_dynamodb.py runs a server on it)
     assert table["KeySchema"] == [
-        {"AttributeName": "PK", "KeyType": "HASH"},
-        {"AttributeName": "SK", "KeyType": "RANGE"},
+        {"AttributeName": "pk", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
     ]
     assert {(a["AttributeName"], a["AttributeType"]) for a in table["AttributeDefinitions"]} == {
-        ("PK", "S"),
-        ("SK", "S"),
+        ("pk", "S"),
+        ("sk", "S"),
     }
+    # the cache and the ledger beside it, the ledger kept like the checkpoints
+    resources = template["Resources"]
+    assert resources["CacheTable"]["Properties"]["TableName"] == {"Fn::Sub": "${TableName}-cache"}
+    ledger = resources["LedgerTable"]
+    assert ledger["Properties"]["TableName"] == {"Fn::Sub": "${TableName}-ledger"}
+    assert ledger["DeletionPolicy"] == "Retain"
     assert table["TimeToLiveSpecification"] == {"AttributeName": "ttl", "Enabled": True}
     # provisioned concurrency only when asked for
     assert function["ProvisionedConcurrencyConfig"]["Fn::If"][0] == "HasProvisionedConcurrency"
@@ -129,9 +136,12 @@ def test_the_function_role_reaches_only_its_table_and_its_ssm_parameters() -> No
     assert by_sid["Checkpoints"]["Resource"] == [
         {"Fn::GetAtt": ["Table", "Arn"]},
         {"Fn::Sub": "${Table.Arn}/index/*"},
+        {"Fn::GetAtt": ["CacheTable", "Arn"]},
+        {"Fn::GetAtt": ["LedgerTable", "Arn"]},
     ]
     assert all(a.startswith("dynamodb:") and "*" not in a for a in by_sid["Checkpoints"]["Action"])
     assert "dynamodb:CreateTable" not in by_sid["Checkpoints"]["Action"]
+    assert "dynamodb:Scan" not in by_sid["Checkpoints"]["Action"]
     assert by_sid["Secrets"]["Action"] == "ssm:GetParameters"
     arns = [r["Fn::Sub"] for r in by_sid["Secrets"]["Resource"]]
     assert [a.rsplit("parameter", 1)[1] for a in arns] == [
@@ -148,8 +158,6 @@ def test_serverless_yml_describes_the_same_stack_as_the_sam_template() -> None:
     sam_actions = template["Resources"]["Graphyard"]["Properties"]["Policies"][0]["Statement"][0][
         "Action"
     ]
-    sam_table = template["Resources"]["Table"]["Properties"]
-    sls_table = sls["resources"]["Resources"]["Table"]["Properties"]
 
     assert sls["functions"]["graphyard"]["url"]["invokeMode"] == "RESPONSE_STREAM"
     assert sls["provider"]["architecture"] == "arm64"
@@ -158,8 +166,16 @@ def test_serverless_yml_describes_the_same_stack_as_the_sam_template() -> None:
         if isinstance(sam_env[name], str):
             assert value == sam_env[name], name
     assert sls["provider"]["iam"]["role"]["statements"][0]["Action"] == sam_actions
-    for key in ("KeySchema", "AttributeDefinitions", "TimeToLiveSpecification", "BillingMode"):
-        assert sls_table[key] == sam_table[key], key
+    assert sls["provider"]["iam"]["role"]["statements"][0]["Resource"][2:] == [
+        {"Fn::GetAtt": ["CacheTable", "Arn"]},
+        {"Fn::GetAtt": ["LedgerTable", "Arn"]},
+    ]
+    for name in ("Table", "CacheTable", "LedgerTable"):
+        sam_table = template["Resources"][name]
+        sls_table = sls["resources"]["Resources"][name]
+        assert sls_table.get("DeletionPolicy") == sam_table.get("DeletionPolicy"), name
+        for key in ("KeySchema", "AttributeDefinitions", "TimeToLiveSpecification", "BillingMode"):
+            assert sls_table["Properties"].get(key) == sam_table["Properties"].get(key), (name, key)
 
 
 def test_the_dockerfile_installs_only_the_extras_the_tiers_need() -> None:

@@ -49,9 +49,25 @@ def rec(
     )  # fmt: skip
 
 
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("dynamodb", marks=pytest.mark.dynamodb),
+    ]
+)
+def ledger_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
+    """The checkpointer URL of each backend the ledger keeps its rows beside."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'checkpoints.db'}"
+    if request.param == "postgres":
+        return str(request.getfixturevalue("postgres_url"))
+    return str(request.getfixturevalue("dynamodb_url"))
+
+
 @pytest.fixture
-async def ledger(checkpointer_url: str) -> AsyncIterator[Ledger]:
-    async with open_ledger(checkpointer_url) as opened:
+async def ledger(ledger_url: str) -> AsyncIterator[Ledger]:
+    async with open_ledger(ledger_url) as opened:
         yield opened
 
 
@@ -80,7 +96,7 @@ def test_the_public_api_is_pinned() -> None:
 
 
 async def test_records_are_stored_in_the_checkpoint_database_and_read_back_whole(
-    ledger: Ledger, checkpointer_url: str
+    ledger: Ledger, ledger_url: str
 ) -> None:
     first = rec("c1", tokens=(120, 30, 40, 5), cost=0.25)
     ledger.record(first)
@@ -89,8 +105,18 @@ async def test_records_are_stored_in_the_checkpoint_database_and_read_back_whole
     await ledger.flush()
     assert await ledger.records(thread_id="t1") == [first]
     # the same database the checkpoints live in: the saver sees the table beside its own
-    async with open_saver(checkpointer_url) as saver:
-        if checkpointer_url.startswith("sqlite"):
+    async with open_saver(ledger_url) as saver:
+        if ledger_url.startswith("dynamodb"):
+            # a table of its own beside the checkpoint table: the call under its thread and
+            # under its user, and nothing of the ledger's in the checkpoint table
+            client = saver.client  # type: ignore[attr-defined]
+            items = client.scan(TableName="checkpoints-ledger")["Items"]
+            assert sorted((i["pk"]["S"], i["call_id"]["S"]) for i in items) == [
+                ("t#t1", "c1"),
+                ("u#alice", "c1"),
+            ]
+            assert client.scan(TableName="checkpoints")["Items"] == []
+        elif ledger_url.startswith("sqlite"):
             rows = await saver.conn.execute_fetchall(
                 "SELECT call_id, cost_usd FROM graphyard_ledger"
             )  # type: ignore[attr-defined]
@@ -328,18 +354,26 @@ def test_budgets_come_from_settings() -> None:
         Settings(budget_run_usd=-1)
 
 
-async def test_a_dynamodb_server_keeps_its_ledger_in_the_side_file_and_says_so(
-    tmp_path: Any, caplog: pytest.LogCaptureFixture
+@pytest.mark.dynamodb
+async def test_a_dynamodb_ledger_is_shared_by_every_process_on_the_table(
+    dynamodb_url: str,
 ) -> None:
-    side = tmp_path / "graphyard-server.db"
-    async with open_ledger(
-        "dynamodb://threads?region=us-east-1", fallback_path=str(side)
-    ) as ledger:
-        ledger.record(rec("c1"))
-    assert ledger.backend == "sqlite"
-    assert "not in DynamoDB" in caplog.text and str(side) in caplog.text
-    async with open_ledger(f"sqlite:///{side}") as reopened:
-        assert [r.call_id for r in await reopened.records()] == ["c1"]
+    # two Lambda instances: two ledgers opened apart; each sees what the other stored
+    async with open_ledger(dynamodb_url) as first, open_ledger(dynamodb_url) as second:
+        first.record(rec("c1", cost=0.30))
+        second.record(rec("c2", thread="t2", cost=0.50))
+        await first.flush()
+        await second.flush()
+        assert await first.spend(user_id="alice", since=utc_day_start()) == pytest.approx(0.80)
+        assert await second.spend(thread_id="t1") == pytest.approx(0.30)
+        assert first.backend == "dynamodb"
+    # the stored numbers come back exactly, and a call older than the window is not counted
+    async with open_ledger(dynamodb_url) as third:
+        third.record(rec("old", cost=1.0, at=utc_day_start() - 0.000001))
+        await third.flush()
+        assert await third.spend(user_id="alice", since=utc_day_start()) == pytest.approx(0.80)
+        (c1,) = await third.records(thread_id="t1", since=utc_day_start())
+        assert c1 == rec("c1", cost=0.30, at=c1.started_at)
 
 
 async def test_an_answer_served_by_a_replay_from_its_recording_costs_nothing(

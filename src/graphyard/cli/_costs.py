@@ -84,8 +84,6 @@ def costs(
             f"no database at {sqlite_path(settings.checkpointer)}; point "
             "GRAPHYARD_CHECKPOINTER (or --config) at the server's checkpoint database"
         )
-    if backend == "dynamodb":
-        typer.echo("the ledger of a dynamodb:// server is in ./graphyard-server.db", err=True)
 
     async def run() -> list[tuple[str, CostTotals]]:
         async with open_ledger(settings.checkpointer, postgres=settings.postgres) as ledger:

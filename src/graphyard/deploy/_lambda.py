@@ -8,7 +8,7 @@ Four files come from templates shipped in this package (``templates/lambda``):
 - ``entrypoint.sh``: secrets from SSM, tailscaled in userspace mode, the tailnet tiers
   pointed at its proxy, then ``graphyard serve``;
 - ``template.yaml`` (AWS SAM) and ``serverless.yml``: the same stack, a Function URL with
-  ``InvokeMode: RESPONSE_STREAM``, the DynamoDB table (``PK``/``SK`` strings, TTL on ``ttl``)
+  ``InvokeMode: RESPONSE_STREAM``, the DynamoDB table (``pk``/``sk`` strings, TTL on ``ttl``)
   and a role that may touch that table and those SSM parameters only.
 
 The tiers' models, base URLs and prices go into the function's environment; secrets never

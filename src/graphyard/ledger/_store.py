@@ -6,10 +6,9 @@ Backends:
   (so ledger writes never wait behind the saver's connection, and never block the loop);
 - Postgres: the checkpointer's database, through the saver's own connection pool when the
   server passes it, or a pool of one opened here (the CLI);
-- DynamoDB: not in the table. The ledger needs grouped sums by user and day, which a
-  ``PK=thread_id`` table can only answer with a scan, so it lives in the server's own SQLite
-  file (``graphyard-server.db``, where the server already keeps thread and run records when
-  the checkpointer is not SQLite), and the server says so at startup.
+- DynamoDB: a table of its own beside the checkpoint table, ``<table>-ledger``
+  (:mod:`graphyard.ledger._dynamodb`): each call is an item in its thread's partition and
+  one in its user's, so a thread's cost and a user's day are each one ``Query``.
 
 Records are appended to memory by :meth:`Ledger.record` (called from a callback handler,
 on the path of a streaming model call) and written by a background task in one
@@ -37,7 +36,16 @@ from graphyard.config import PostgresConfig
 from graphyard.errors import ConfigError
 from graphyard.ledger._records import CallRecord, CostTotals, GroupBy, ThreadCost
 
-__all__ = ["COLUMNS", "SCHEMA", "Ledger", "connect_ledger", "open_ledger", "utc_day_start"]
+__all__ = [
+    "COLUMNS",
+    "SCHEMA",
+    "Filter",
+    "Ledger",
+    "Rows",
+    "connect_ledger",
+    "open_ledger",
+    "utc_day_start",
+]
 
 log = logging.getLogger(__name__)
 
@@ -100,11 +108,29 @@ BATCH = 200
 
 
 class _Backend(Protocol):
+    """A SQL connection: SQLite or Postgres."""
+
     dialect: str
 
     async def setup(self) -> None: ...
     async def write(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None: ...
     async def fetch(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+    async def close(self) -> None: ...
+
+
+class Rows(Protocol):
+    """Where the ledger's rows live: the SQL table, or DynamoDB items. :class:`Ledger` adds
+    the pending records and the locking on top."""
+
+    kind: str
+
+    async def setup(self) -> None: ...
+    async def insert(self, records: Sequence[CallRecord]) -> None: ...
+    async def spend(self, where: Filter) -> float: ...
+    async def select(self, where: Filter) -> list[CallRecord]: ...
+    async def group(self, by: GroupBy, where: Filter) -> list[tuple[str, CostTotals]]: ...
+    async def delete_threads(self, thread_ids: Sequence[str]) -> int: ...
+    async def delete_before(self, when: float) -> int: ...
     async def close(self) -> None: ...
 
 
@@ -176,7 +202,7 @@ class _Postgres:
 
 
 @dataclass(frozen=True, slots=True)
-class _Filter:
+class Filter:
     run_id: str | None = None
     thread_id: str | None = None
     user_id: str | None = None
@@ -212,6 +238,74 @@ class _Filter:
         )
 
 
+class _SqlRows:
+    """The ``graphyard_ledger`` table on SQLite or Postgres: sums and groups in SQL."""
+
+    def __init__(self, db: _Backend) -> None:
+        self.db = db
+        self.kind = db.dialect
+        self._insert = (
+            f"INSERT INTO graphyard_ledger ({', '.join(COLUMNS)})"
+            f" VALUES ({', '.join('?' * len(COLUMNS))}) ON CONFLICT (call_id) DO NOTHING"
+        )
+
+    async def setup(self) -> None:
+        await self.db.setup()
+
+    async def insert(self, records: Sequence[CallRecord]) -> None:
+        await self.db.write(self._insert, [astuple(r) for r in records])
+
+    async def spend(self, where: Filter) -> float:
+        clause, args = where.sql()
+        rows = await self.db.fetch(
+            f"SELECT COALESCE(SUM(cost_usd), 0) FROM graphyard_ledger{clause}", args
+        )
+        return float(rows[0][0])
+
+    async def select(self, where: Filter) -> list[CallRecord]:
+        clause, args = where.sql()
+        rows = await self.db.fetch(f"{_SELECT}{clause} ORDER BY started_at", args)
+        return [CallRecord(*row) for row in rows]
+
+    async def group(self, by: GroupBy, where: Filter) -> list[tuple[str, CostTotals]]:
+        clause, args = where.sql()
+        if by == "day":
+            key = (
+                "date(started_at, 'unixepoch')"
+                if self.kind == "sqlite"
+                else "to_char(to_timestamp(started_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+            )
+        else:
+            key = _GROUP_COLUMN[by]
+        rows = await self.db.fetch(
+            f"SELECT {key} AS k, {_SUMS} FROM graphyard_ledger{clause} GROUP BY k", args
+        )
+        return [
+            (str(k), CostTotals(int(n), int(i), int(o), int(cr), int(cw), float(c)))
+            for k, n, i, o, cr, cw, c in rows
+        ]
+
+    async def delete_threads(self, thread_ids: Sequence[str]) -> int:
+        marks = ", ".join("?" * len(thread_ids))
+        before = await self.db.fetch(
+            f"SELECT COUNT(*) FROM graphyard_ledger WHERE thread_id IN ({marks})", thread_ids
+        )
+        await self.db.write(
+            f"DELETE FROM graphyard_ledger WHERE thread_id IN ({marks})", [tuple(thread_ids)]
+        )
+        return int(before[0][0])
+
+    async def delete_before(self, when: float) -> int:
+        before = await self.db.fetch(
+            "SELECT COUNT(*) FROM graphyard_ledger WHERE started_at < ?", [when]
+        )
+        await self.db.write("DELETE FROM graphyard_ledger WHERE started_at < ?", [(when,)])
+        return int(before[0][0])
+
+    async def close(self) -> None:
+        await self.db.close()
+
+
 class Ledger:
     """Every model call's tokens and dollars, stored beside the checkpoints.
 
@@ -229,8 +323,8 @@ class Ledger:
     0.5
     """
 
-    def __init__(self, backend: _Backend) -> None:
-        self._db = backend
+    def __init__(self, rows: Rows) -> None:
+        self._db = rows
         self._pending: list[CallRecord] = []
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
@@ -238,15 +332,11 @@ class Ledger:
         self.listeners: list[Callable[[CallRecord], None]] = []
         """Called with each record as it is queued (e.g. Prometheus counters); must be quick
         and must not block. A listener that raises is logged and skipped."""
-        self._insert = (
-            f"INSERT INTO graphyard_ledger ({', '.join(COLUMNS)})"
-            f" VALUES ({', '.join('?' * len(COLUMNS))}) ON CONFLICT (call_id) DO NOTHING"
-        )
 
     @property
     def backend(self) -> str:
-        """``sqlite`` or ``postgres``."""
-        return self._db.dialect
+        """``sqlite``, ``postgres`` or ``dynamodb``."""
+        return self._db.kind
 
     # --- writing ---------------------------------------------------------------------------
 
@@ -272,7 +362,7 @@ class Ledger:
             if not self._pending:
                 return
             batch = list(self._pending)
-            await self._db.write(self._insert, [astuple(r) for r in batch])
+            await self._db.insert(batch)
             del self._pending[: len(batch)]
 
     async def _flush_loop(self) -> None:
@@ -309,14 +399,11 @@ class Ledger:
         until: float | None = None,
     ) -> float:
         """Dollars spent by the calls matching every given filter (stored and pending)."""
-        where = _Filter(run_id, thread_id, user_id, since, until)
-        clause, args = where.sql()
+        where = Filter(run_id, thread_id, user_id, since, until)
         async with self._lock:
-            rows = await self._db.fetch(
-                f"SELECT COALESCE(SUM(cost_usd), 0) FROM graphyard_ledger{clause}", args
-            )
+            stored = await self._db.spend(where)
             pending = sum(r.cost_usd for r in self._pending if where.matches(r))
-        return float(rows[0][0]) + pending
+        return stored + pending
 
     async def records(
         self,
@@ -328,12 +415,10 @@ class Ledger:
         until: float | None = None,
     ) -> list[CallRecord]:
         """The calls matching every given filter, oldest first."""
-        where = _Filter(run_id, thread_id, user_id, since, until)
-        clause, args = where.sql()
+        where = Filter(run_id, thread_id, user_id, since, until)
         async with self._lock:
-            rows = await self._db.fetch(f"{_SELECT}{clause} ORDER BY started_at", args)
+            stored = await self._db.select(where)
             pending = [r for r in self._pending if where.matches(r)]
-        stored = [CallRecord(*row) for row in rows]
         return sorted([*stored, *pending], key=lambda r: r.started_at)
 
     async def thread_cost(self, thread_id: str, *, since: float | None = None) -> ThreadCost:
@@ -351,23 +436,8 @@ class Ledger:
         """Totals grouped ``by`` day (UTC), tier, model, user, thread or run, largest cost first
         (days: newest first)."""
         await self.flush()
-        clause, args = _Filter(user_id=user_id, since=since, until=until).sql()
-        if by == "day":
-            key = (
-                "date(started_at, 'unixepoch')"
-                if self._db.dialect == "sqlite"
-                else "to_char(to_timestamp(started_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
-            )
-        else:
-            key = _GROUP_COLUMN[by]
         async with self._lock:
-            rows = await self._db.fetch(
-                f"SELECT {key} AS k, {_SUMS} FROM graphyard_ledger{clause} GROUP BY k", args
-            )
-        out = [
-            (str(k), CostTotals(int(n), int(i), int(o), int(cr), int(cw), float(c)))
-            for k, n, i, o, cr, cw, c in rows
-        ]
+            out = await self._db.group(by, Filter(user_id=user_id, since=since, until=until))
         if by == "day":
             return sorted(out, key=lambda kv: kv[0], reverse=True)
         return sorted(out, key=lambda kv: (-kv[1].cost_usd, kv[0]))
@@ -383,25 +453,14 @@ class Ledger:
         if not ids:
             return 0
         await self.flush()
-        marks = ", ".join("?" * len(ids))
         async with self._lock:
-            before = await self._db.fetch(
-                f"SELECT COUNT(*) FROM graphyard_ledger WHERE thread_id IN ({marks})", ids
-            )
-            await self._db.write(
-                f"DELETE FROM graphyard_ledger WHERE thread_id IN ({marks})", [tuple(ids)]
-            )
-        return int(before[0][0])
+            return await self._db.delete_threads(ids)
 
     async def delete_before(self, when: float) -> int:
         """Erase calls that started before Unix time ``when``; returns rows deleted."""
         await self.flush()
         async with self._lock:
-            before = await self._db.fetch(
-                "SELECT COUNT(*) FROM graphyard_ledger WHERE started_at < ?", [when]
-            )
-            await self._db.write("DELETE FROM graphyard_ledger WHERE started_at < ?", [(when,)])
-        return int(before[0][0])
+            return await self._db.delete_before(when)
 
 
 async def connect_ledger(
@@ -409,12 +468,11 @@ async def connect_ledger(
     *,
     saver: Any = None,
     postgres: PostgresConfig | None = None,
-    fallback_path: str = "graphyard-server.db",
 ) -> Ledger:
     """Open (and start) the ledger for a checkpointer URL; close it with :meth:`Ledger.close`.
 
-    ``saver``: the open Postgres checkpointer, whose pool the ledger then shares.
-    ``fallback_path``: the SQLite file used when the checkpointer is DynamoDB.
+    ``saver``: the open checkpointer, whose Postgres pool or DynamoDB client the ledger then
+    shares.
 
     >>> import asyncio
     >>> async def main() -> str:
@@ -427,27 +485,24 @@ async def connect_ledger(
     from graphyard.persistence import saver_backend, sqlite_path
 
     kind = saver_backend(checkpointer)
-    backend: _Backend
+    rows: Rows
     if kind == "sqlite":
-        backend = _Sqlite(sqlite_path(checkpointer))
+        rows = _SqlRows(_Sqlite(sqlite_path(checkpointer)))
     elif kind == "postgres":
         pool = getattr(saver, "conn", None)
         if pool is not None and hasattr(pool, "connection"):
-            backend = _Postgres(pool, owned=False)
+            rows = _SqlRows(_Postgres(pool, owned=False))
         else:
-            backend = _Postgres(await _open_pool(checkpointer, postgres), owned=True)
+            rows = _SqlRows(_Postgres(await _open_pool(checkpointer, postgres), owned=True))
     else:
-        log.warning(
-            "the cost ledger is kept in %s, not in DynamoDB: its per-user and per-day sums "
-            "would need table scans there",
-            fallback_path,
-        )
-        backend = _Sqlite(fallback_path)
-    ledger = Ledger(backend)
+        from graphyard.ledger._dynamodb import DynamoDBRows
+
+        rows = await DynamoDBRows.open(checkpointer, saver=saver)
+    ledger = Ledger(rows)
     try:
         await ledger.start()
     except BaseException:
-        await backend.close()
+        await rows.close()
         raise
     return ledger
 
@@ -488,7 +543,6 @@ async def open_ledger(
     *,
     saver: Any = None,
     postgres: PostgresConfig | None = None,
-    fallback_path: str = "graphyard-server.db",
 ) -> AsyncIterator[Ledger]:
     """:func:`connect_ledger` as a context manager (pending records are written on exit).
 
@@ -499,9 +553,7 @@ async def open_ledger(
     >>> asyncio.run(main())
     []
     """
-    ledger = await connect_ledger(
-        checkpointer, saver=saver, postgres=postgres, fallback_path=fallback_path
-    )
+    ledger = await connect_ledger(checkpointer, saver=saver, postgres=postgres)
     try:
         yield ledger
     finally:

@@ -130,7 +130,6 @@ def create_app(
                 settings.checkpointer,
                 saver=runtime.saver,
                 postgres=settings.postgres,
-                fallback_path=store.path,
             )
             app.state.ledger = ledger
             svc.runs.handlers.append(
