@@ -26,7 +26,6 @@ checkpoint table.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -160,28 +159,9 @@ class DynamoDBRows:
 
     def _create(self) -> None:
         """Create the table if it is missing (the Lambda stack creates it itself)."""
-        try:
-            self.client.describe_table(TableName=self.table)
-            return
-        except self.client.exceptions.ResourceNotFoundException:
-            pass
-        # another process may create it first
-        with contextlib.suppress(self.client.exceptions.ResourceInUseException):
-            self.client.create_table(
-                TableName=self.table,
-                AttributeDefinitions=[
-                    {"AttributeName": "pk", "AttributeType": "S"},
-                    {"AttributeName": "sk", "AttributeType": "S"},
-                ],
-                KeySchema=[
-                    {"AttributeName": "pk", "KeyType": "HASH"},
-                    {"AttributeName": "sk", "KeyType": "RANGE"},
-                ],
-                BillingMode="PAY_PER_REQUEST",
-            )
-        self.client.get_waiter("table_exists").wait(
-            TableName=self.table, WaiterConfig={"Delay": 1, "MaxAttempts": 120}
-        )
+        from graphyard.persistence.dynamodb._admin import create_table
+
+        create_table(self.client, self.table, ttl=False)
 
     def _insert(self, records: Sequence[CallRecord]) -> None:
         items: dict[tuple[str, str], dict[str, Any]] = {}

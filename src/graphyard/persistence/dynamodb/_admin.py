@@ -125,11 +125,14 @@ def create_table(
     s3_client: Any | None = None,
     s3_bucket: str | None = None,
     wait: bool = True,
+    ttl: bool = True,
 ) -> bool:
     """Create the checkpoint table (``pk``/``sk`` strings, on-demand billing) with TTL on the
     ``ttl`` attribute, and the S3 bucket if one is named. Returns whether the table was new.
 
-    Safe to run again: an existing table only gets TTL turned on if it was off.
+    Safe to run again, and from two processes at once: an existing table only gets TTL
+    turned on if it was off. ``ttl=False`` leaves TTL alone (the ledger's table: its items
+    never expire).
 
     >>> import boto3  # doctest: +SKIP
     >>> create_table(boto3.client("dynamodb"), "graphyard-checkpoints")  # doctest: +SKIP
@@ -139,25 +142,34 @@ def create_table(
     try:
         client.describe_table(TableName=table_name)
     except client.exceptions.ResourceNotFoundException:
-        client.create_table(
-            TableName=table_name,
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        created = True
+        try:
+            client.create_table(
+                TableName=table_name,
+                AttributeDefinitions=[
+                    {"AttributeName": "pk", "AttributeType": "S"},
+                    {"AttributeName": "sk", "AttributeType": "S"},
+                ],
+                KeySchema=[
+                    {"AttributeName": "pk", "KeyType": "HASH"},
+                    {"AttributeName": "sk", "KeyType": "RANGE"},
+                ],
+                BillingMode="PAY_PER_REQUEST",
+            )
+            created = True
+        except client.exceptions.ResourceInUseException:
+            pass  # another process is creating it: wait for it like our own
         if wait:
             client.get_waiter("table_exists").wait(
                 TableName=table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 120}
             )
-    ttl = client.describe_time_to_live(TableName=table_name).get("TimeToLiveDescription", {})
-    if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
+    status = (
+        client.describe_time_to_live(TableName=table_name)
+        .get("TimeToLiveDescription", {})
+        .get("TimeToLiveStatus")
+        if ttl
+        else None
+    )
+    if ttl and status not in ("ENABLED", "ENABLING"):
         client.update_time_to_live(
             TableName=table_name,
             TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"},
