@@ -42,7 +42,7 @@ __all__ = ["create_app"]
 log = logging.getLogger(__name__)
 
 
-def _server_store(checkpointer: str, saver: Any) -> ServerStore:
+def _server_store(checkpointer: str, saver: Any, lease_seconds: float) -> ServerStore:
     """Where thread and run records, events and run locks live: the checkpointer's own
     database, so every server process on it shares them."""
     if checkpointer.startswith("sqlite:"):
@@ -50,6 +50,22 @@ def _server_store(checkpointer: str, saver: Any) -> ServerStore:
     pool = getattr(saver, "conn", None)
     if checkpointer.startswith(("postgres://", "postgresql://")) and hasattr(pool, "connection"):
         return PostgresServerStore(pool)
+    if checkpointer.startswith("dynamodb:") and hasattr(saver, "client"):
+        from graphyard.server._leases import (
+            DynamoDBThreadLeases,
+            LeasedSqliteServerStore,
+            leases_table,
+        )
+
+        log.warning(
+            "thread and run records are kept in ./graphyard-server.db beside dynamodb; each "
+            "thread's run lock is leased in DynamoDB table %s, so it holds across instances",
+            leases_table(saver.table_name),
+        )
+        leases = DynamoDBThreadLeases(
+            saver.client, leases_table(saver.table_name), saver._run, seconds=lease_seconds
+        )
+        return LeasedSqliteServerStore("graphyard-server.db", leases)
     log.warning(
         "thread and run records are kept in ./graphyard-server.db beside %s: run locks hold "
         "across processes on this machine only",
@@ -108,7 +124,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with open_runtime(settings, graph=graph, models=models) as runtime:
-            store = _server_store(settings.checkpointer, runtime.saver)
+            store = _server_store(settings.checkpointer, runtime.saver, settings.run_lease_seconds)
             await store.open()
             svc = Services(runtime, store, None, auth, time.time(), limiter)  # type: ignore[arg-type]
             svc.runs = RunManager(
