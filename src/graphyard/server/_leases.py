@@ -148,21 +148,31 @@ class LeasedSqliteServerStore(SqliteServerStore):
         holder = None
         if claim_for is not None:
             holder = await self._take(run.thread_id, run.run_id, claim_for)
-        claimed = await super().insert_run(run, claim_for=claim_for if holder else None)
-        return await self._kept(run.thread_id, holder, claimed)
+        claimed = False
+        try:
+            claimed = await super().insert_run(run, claim_for=claim_for if holder else None)
+        finally:
+            await self._keep_or_release(run.thread_id, holder, claimed)
+        return claimed
 
     async def claim(self, run_id: str, thread_id: str, worker: str) -> bool:
         holder = await self._take(thread_id, run_id, worker)
         if holder is None:
             return False
-        return await self._kept(thread_id, holder, await super().claim(run_id, thread_id, worker))
-
-    async def _kept(self, thread_id: str, holder: str | None, claimed: bool) -> bool:
-        if holder is not None and not claimed:  # the local lock refused: give the lease back
-            await self.leases.release(thread_id, holder)
-        elif holder is not None:
-            self._held[thread_id] = holder
+        claimed = False
+        try:
+            claimed = await super().claim(run_id, thread_id, worker)
+        finally:
+            await self._keep_or_release(thread_id, holder, claimed)
         return claimed
+
+    async def _keep_or_release(self, thread_id: str, holder: str | None, claimed: bool) -> None:
+        if holder is None:
+            return
+        if claimed:
+            self._held[thread_id] = holder
+        else:  # the local lock refused, or the store failed: give the lease back now
+            await self.leases.release(thread_id, holder)
 
     async def finish(
         self, run: RunRecord, status: RunStatus, thread_status: ThreadStatus, error: str | None
