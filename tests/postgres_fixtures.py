@@ -102,3 +102,20 @@ def checkpointer_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'checkpoints.db'}"
     return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("dynamodb", marks=pytest.mark.dynamodb),
+    ]
+)
+def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The checkpointer URL of each backend the cost ledger keeps its rows beside (DynamoDB:
+    the ``<table>-ledger`` table)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'checkpoints.db'}"
+    if request.param == "postgres":
+        return str(request.getfixturevalue("postgres_url"))
+    return str(request.getfixturevalue("dynamodb_url"))

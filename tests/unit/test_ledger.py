@@ -49,22 +49,6 @@ def rec(
     )  # fmt: skip
 
 
-@pytest.fixture(
-    params=[
-        "sqlite",
-        pytest.param("postgres", marks=pytest.mark.postgres),
-        pytest.param("dynamodb", marks=pytest.mark.dynamodb),
-    ]
-)
-def ledger_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
-    """The checkpointer URL of each backend the ledger keeps its rows beside."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'checkpoints.db'}"
-    if request.param == "postgres":
-        return str(request.getfixturevalue("postgres_url"))
-    return str(request.getfixturevalue("dynamodb_url"))
-
-
 @pytest.fixture
 async def ledger(ledger_url: str) -> AsyncIterator[Ledger]:
     async with open_ledger(ledger_url) as opened:

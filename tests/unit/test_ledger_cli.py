@@ -1,5 +1,5 @@
-"""``graphyard costs``: the ledger as a table or JSON, through typer's CliRunner, on SQLite
-and Postgres databases written by the real ledger."""
+"""``graphyard costs``: the ledger as a table or JSON, through typer's CliRunner, on SQLite,
+Postgres and DynamoDB ledgers written by the real ledger."""
 
 from __future__ import annotations
 
@@ -28,15 +28,15 @@ def call(call_id: str, user: str, thread: str, tier: str, cost: float, ago: floa
 
 
 @pytest.fixture
-def database(checkpointer_url: str) -> str:
+def database(ledger_url: str) -> str:
     async def fill() -> None:
-        async with open_ledger(checkpointer_url) as ledger:
+        async with open_ledger(ledger_url) as ledger:
             ledger.record(call("a", "alice", "t1", "mid", 0.25, 60))
             ledger.record(call("b", "alice", "t1", "strong", 1.50, 120))
             ledger.record(call("c", "bob", "t2", "mid", 0.50, 3 * DAY))
 
     asyncio.run(fill())
-    return checkpointer_url
+    return ledger_url
 
 
 def costs(url: str, *args: str) -> dict[str, object]:
@@ -118,3 +118,12 @@ def test_costs_on_an_unreachable_postgres_says_where_without_the_password() -> N
     assert type(result.exception).__name__ == "ConfigError"  # main() prints it, exit code 2
     assert "postgresql://app:***@127.0.0.1:1/agents" in str(result.exception)
     assert "s3cret" not in str(result.exception) + result.output
+
+
+def test_costs_on_an_unreachable_dynamodb_says_where(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    url = "dynamodb://threads?region=us-east-1&endpoint_url=http://127.0.0.1:1"
+    result = runner.invoke(app, ["costs"], env={"GRAPHYARD_CHECKPOINTER": url})
+    assert type(result.exception).__name__ == "ConfigError"  # not a botocore stack trace
+    assert "cannot reach DynamoDB at http://127.0.0.1:1" in str(result.exception)

@@ -29,6 +29,7 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from typing import Any, TypeVar
 
 from graphyard.ledger._records import CallRecord, CostTotals, GroupBy
@@ -99,6 +100,8 @@ class DynamoDBRows:
         if run is None:
             self._executor = ThreadPoolExecutor(2, thread_name_prefix="graphyard-ledger")
         self._shared_run = run
+        self._target: Any = None
+        """The checkpointer URL's target, for error messages that say where."""
 
     @classmethod
     async def open(cls, url: str, *, saver: Any = None) -> DynamoDBRows:
@@ -109,9 +112,12 @@ class DynamoDBRows:
         target = parse_url(url)
         client = getattr(saver, "client", None)
         if client is not None and getattr(saver, "table_name", None) == target.table:
-            return cls(client, ledger_table(target.table), run=saver._run)
-        client, _ = await asyncio.to_thread(make_clients, target)
-        return cls(client, ledger_table(target.table))
+            rows = cls(client, ledger_table(target.table), run=saver._run)
+        else:
+            client, _ = await asyncio.to_thread(make_clients, target)
+            rows = cls(client, ledger_table(target.table))
+        rows._target = target
+        return rows
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         if self._shared_run is not None:
@@ -122,7 +128,11 @@ class DynamoDBRows:
     # --- Rows ------------------------------------------------------------------------------
 
     async def setup(self) -> None:
-        await self._run(self._create)
+        from graphyard.persistence.dynamodb._admin import setup_errors
+
+        errors = setup_errors(self._target, self.table) if self._target else nullcontext()
+        with errors:
+            await self._run(self._create)
 
     async def insert(self, records: Sequence[CallRecord]) -> None:
         await self._run(self._insert, records)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
@@ -41,6 +41,7 @@ __all__ = [
     "create_table",
     "make_clients",
     "parse_url",
+    "setup_errors",
 ]
 
 T = TypeVar("T")
@@ -116,6 +117,35 @@ def make_clients(target: DynamoDBTarget, *, pool: int = 10) -> tuple[Any, Any | 
             "or set AWS_DEFAULT_REGION"
         ) from None
     return dynamodb, s3
+
+
+@contextlib.contextmanager
+def setup_errors(target: DynamoDBTarget, table: str) -> Iterator[None]:
+    """Unreachable endpoints, missing credentials and refused permissions while setting up
+    ``table`` become a :class:`ConfigError` that says what to fix (no stack trace)."""
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+    where = target.endpoint_url or f"region {target.region or '(from AWS_DEFAULT_REGION)'}"
+    try:
+        yield
+    except NoCredentialsError:
+        raise ConfigError(
+            "no AWS credentials for DynamoDB: set AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or run with an instance/task role"
+        ) from None
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        raise ConfigError(
+            f"DynamoDB refused setting up table {table!r} at {where}: "
+            f"{error.get('Code')}: {error.get('Message')}; the credentials need "
+            "dynamodb:DescribeTable, CreateTable, DescribeTimeToLive and UpdateTimeToLive "
+            "(or create the table with `graphyard db init` as someone who has them)"
+        ) from None
+    except BotoCoreError as exc:
+        raise ConfigError(
+            f"cannot reach DynamoDB at {where}: {exc}; check endpoint_url and region in "
+            "the checkpointer URL"
+        ) from None
 
 
 def create_table(

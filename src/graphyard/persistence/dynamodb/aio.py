@@ -46,8 +46,12 @@ from langgraph.checkpoint.base import (
     SerializerProtocol,
 )
 
-from graphyard.errors import ConfigError
-from graphyard.persistence.dynamodb._admin import create_table, make_clients, parse_url
+from graphyard.persistence.dynamodb._admin import (
+    create_table,
+    make_clients,
+    parse_url,
+    setup_errors,
+)
 from graphyard.persistence.dynamodb.base import BaseDynamoDBSaver
 
 __all__ = ["AsyncDynamoDBSaver", "open_dynamodb_saver"]
@@ -261,34 +265,13 @@ async def open_dynamodb_saver(
     ...     async with open_dynamodb_saver("dynamodb://t?region=us-east-1", ttl="30d") as saver:
     ...         ...
     """
-    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
-
     from graphyard.config import parse_duration
 
     seconds = int(parse_duration(ttl).total_seconds()) if ttl else None
     target = parse_url(url)
-    where = target.endpoint_url or f"region {target.region or '(from AWS_DEFAULT_REGION)'}"
     async with AsyncDynamoDBSaver.from_conn_string(
         url, ttl_seconds=seconds, max_workers=max_workers
     ) as saver:
-        try:
+        with setup_errors(target, target.table):
             await saver.asetup()
-        except NoCredentialsError:
-            raise ConfigError(
-                "no AWS credentials for the DynamoDB checkpointer: set AWS_ACCESS_KEY_ID and "
-                "AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or run with an instance/task role"
-            ) from None
-        except ClientError as exc:
-            error = exc.response.get("Error", {})
-            raise ConfigError(
-                f"DynamoDB refused setting up table {target.table!r} at {where}: "
-                f"{error.get('Code')}: {error.get('Message')}; the credentials need "
-                "dynamodb:DescribeTable, CreateTable, DescribeTimeToLive and UpdateTimeToLive "
-                "(or create the table with `graphyard db init` as someone who has them)"
-            ) from None
-        except BotoCoreError as exc:
-            raise ConfigError(
-                f"cannot reach DynamoDB at {where}: {exc}; check endpoint_url and region in "
-                "the checkpointer URL"
-            ) from None
         yield saver
