@@ -111,9 +111,9 @@ def checkpointer_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         pytest.param("dynamodb", marks=pytest.mark.dynamodb),
     ]
 )
-def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The checkpointer URL of each backend the cost ledger keeps its rows beside (DynamoDB:
-    the ``<table>-ledger`` table)."""
+def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The checkpointer URL of each backend graphyard keeps its own records beside (the cost
+    ledger, recordings): SQLite, Postgres and DynamoDB (``<table>-ledger``, ...)."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'checkpoints.db'}"
     if request.param == "postgres":

@@ -139,6 +139,7 @@ def test_the_function_role_reaches_only_its_table_and_its_ssm_parameters() -> No
         {"Fn::GetAtt": ["CacheTable", "Arn"]},
         {"Fn::GetAtt": ["LedgerTable", "Arn"]},
         {"Fn::GetAtt": ["LeasesTable", "Arn"]},
+        {"Fn::GetAtt": ["RecordingsTable", "Arn"]},
     ]
     assert all(a.startswith("dynamodb:") and "*" not in a for a in by_sid["Checkpoints"]["Action"])
     assert "dynamodb:CreateTable" not in by_sid["Checkpoints"]["Action"]
@@ -171,8 +172,9 @@ def test_serverless_yml_describes_the_same_stack_as_the_sam_template() -> None:
         {"Fn::GetAtt": ["CacheTable", "Arn"]},
         {"Fn::GetAtt": ["LedgerTable", "Arn"]},
         {"Fn::GetAtt": ["LeasesTable", "Arn"]},
+        {"Fn::GetAtt": ["RecordingsTable", "Arn"]},
     ]
-    for name in ("Table", "CacheTable", "LedgerTable", "LeasesTable"):
+    for name in ("Table", "CacheTable", "LedgerTable", "LeasesTable", "RecordingsTable"):
         sam_table = template["Resources"][name]
         sls_table = sls["resources"]["Resources"][name]
         assert sls_table.get("DeletionPolicy") == sam_table.get("DeletionPolicy"), name

@@ -118,6 +118,12 @@ async def test_a_served_turn_on_the_stacks_table_uses_only_what_its_role_allows(
         assert state.status_code == 200, state.text
         messages = state.json()["values"]["messages"]
         assert messages[-1]["content"] == "Your order A1001 ships Friday."
+        # the turn was recorded: it replays from the stack's recordings table, no model call
+        calls_before = len(model.calls)
+        replayed = await client.post("/threads/t-1/replay", json={})
+        assert replayed.status_code == 200, replayed.text
+        assert '"model_calls_served":1' in replayed.text.replace(" ", ""), replayed.text
+        assert len(model.calls) == calls_before
         cost = await client.get("/threads/t-1/cost")
         assert cost.status_code == 200, cost.text
         assert cost.json()["totals"]["calls"] >= 1  # the ledger, in the stack's ledger table
@@ -131,4 +137,5 @@ async def test_a_served_turn_on_the_stacks_table_uses_only_what_its_role_allows(
     touched = {table for _, table in calls}
     assert ("BatchWriteItem", "graphyard-stack-ledger") in calls  # the turn's call, recorded
     assert ("PutItem", "graphyard-stack-leases") in calls  # the thread's run lease
+    assert ("PutItem", "graphyard-stack-recordings") in calls  # the turn's recorded calls
     assert touched <= on_tables, f"tables outside the role: {sorted(touched - on_tables)}"

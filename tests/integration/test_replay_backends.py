@@ -1,4 +1,5 @@
-"""Recording and replay on each checkpointer (SQLite file, real Postgres), on the reference agent.
+"""Recording and replay on each checkpointer (SQLite file, real Postgres, DynamoDB on moto_server),
+on the reference agent.
 
 The reference agent keeps ``messages`` in a ``DeltaChannel``: a replay's first checkpoint
 must carry the full history although the original checkpoint holds only deltas.
@@ -6,16 +7,18 @@ must carry the full history although the original checkpoint holds only deltas.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
+import pytest
 from langchain_core.messages import HumanMessage
 
 from graphyard.agent import build_graph
 from graphyard.agent._shop import DemoShop
 from graphyard.config import Settings
 from graphyard.persistence import delete_threads, open_saver
-from graphyard.replay import RecordingHandler, recording_store, replay, thread_history
+from graphyard.replay import Recording, RecordingHandler, recording_store, replay, thread_history
 from graphyard.testing import ScriptedChatModel, scripted_tiers
 
 
@@ -27,11 +30,11 @@ async def ask(graph: Any, thread: str, text: str) -> None:
 
 
 async def test_a_recorded_reference_agent_thread_replays_whole_on_each_backend(
-    checkpointer_url: str, tmp_path: Path
+    backend_url: str, tmp_path: Path
 ) -> None:
     model = ScriptedChatModel(responses=["Order A1003 is on its way.", "You are welcome."])
     settings = Settings(shop_db=str(tmp_path / "shop.db"))
-    async with open_saver(checkpointer_url, settings=settings) as saver:
+    async with open_saver(backend_url, settings=settings) as saver:
         store = recording_store(saver)
         assert store is not None
         await store.setup()
@@ -70,3 +73,41 @@ async def test_a_recorded_reference_agent_thread_replays_whole_on_each_backend(
         await delete_threads(saver, ["t1"])
         assert await store.count("t1") == 0 and await store.count_messages("t1") == 0
         assert await store.count("other") >= 2 and await store.count_messages("other") > 0
+
+
+@pytest.mark.dynamodb
+async def test_dynamodb_recordings_hold_payloads_over_an_items_limit_and_go_with_the_thread(
+    dynamodb_url: str,
+) -> None:
+    async with open_saver(dynamodb_url) as saver:
+        store = recording_store(saver)
+        assert store is not None
+        await store.setup()
+        big = os.urandom(600_000).hex()  # 1.2 MB that compresses to ~0.7 MB: two items' worth
+        request = {"model": "m", "messages": [{"role": "user", "content": big}, {"role": "ai"}]}
+
+        def call(seq: int, checkpoint: str) -> Recording:
+            return Recording(
+                thread_id="t", checkpoint_ns="", checkpoint_id=checkpoint, task_id="task",
+                step=seq, node="agent", seq=seq, kind="model", name="m", fingerprint=f"f{seq}",
+                input=request, output={"content": big}, run_id="r",
+            )  # fmt: skip
+
+        await store.put(call(0, "c1"))
+        await store.put(call(1, "c2"))  # the same request messages: stored once
+        first, second = await store.for_thread("t")
+        assert (first.seq, second.seq) == (0, 1)  # in the order recorded
+        assert first.input == request and first.output == {"content": big}
+        assert [r.checkpoint_id for r in await store.for_thread("t", ["c2"])] == ["c2"]
+        assert await store.for_thread("t", []) == []
+        assert (await store.count("t"), await store.count_messages("t")) == (2, 2)
+        assert await store.count() == 2
+        pages = saver.client.get_paginator("scan").paginate(  # type: ignore[attr-defined]
+            TableName="checkpoints-recordings", ProjectionExpression="sk"
+        )
+        keys = [i["sk"]["S"] for page in pages for i in page["Items"]]
+        chunked = {k[:2] for k in keys if "#x" in k}
+        assert chunked == {"m#", "r#"}  # both the message and the recording were split
+
+        await saver.adelete_thread("t")  # the thread goes, and its recordings with it
+        assert (await store.count(), await store.count_messages()) == (0, 0)

@@ -50,8 +50,8 @@ def rec(
 
 
 @pytest.fixture
-async def ledger(ledger_url: str) -> AsyncIterator[Ledger]:
-    async with open_ledger(ledger_url) as opened:
+async def ledger(backend_url: str) -> AsyncIterator[Ledger]:
+    async with open_ledger(backend_url) as opened:
         yield opened
 
 
@@ -80,7 +80,7 @@ def test_the_public_api_is_pinned() -> None:
 
 
 async def test_records_are_stored_in_the_checkpoint_database_and_read_back_whole(
-    ledger: Ledger, ledger_url: str
+    ledger: Ledger, backend_url: str
 ) -> None:
     first = rec("c1", tokens=(120, 30, 40, 5), cost=0.25)
     ledger.record(first)
@@ -89,8 +89,8 @@ async def test_records_are_stored_in_the_checkpoint_database_and_read_back_whole
     await ledger.flush()
     assert await ledger.records(thread_id="t1") == [first]
     # the same database the checkpoints live in: the saver sees the table beside its own
-    async with open_saver(ledger_url) as saver:
-        if ledger_url.startswith("dynamodb"):
+    async with open_saver(backend_url) as saver:
+        if backend_url.startswith("dynamodb"):
             # a table of its own beside the checkpoint table: the call under its thread and
             # under its user, and nothing of the ledger's in the checkpoint table
             client = saver.client  # type: ignore[attr-defined]
@@ -100,7 +100,7 @@ async def test_records_are_stored_in_the_checkpoint_database_and_read_back_whole
                 ("u#alice", "c1"),
             ]
             assert client.scan(TableName="checkpoints")["Items"] == []
-        elif ledger_url.startswith("sqlite"):
+        elif backend_url.startswith("sqlite"):
             rows = await saver.conn.execute_fetchall(
                 "SELECT call_id, cost_usd FROM graphyard_ledger"
             )  # type: ignore[attr-defined]

@@ -28,15 +28,15 @@ def call(call_id: str, user: str, thread: str, tier: str, cost: float, ago: floa
 
 
 @pytest.fixture
-def database(ledger_url: str) -> str:
+def database(backend_url: str) -> str:
     async def fill() -> None:
-        async with open_ledger(ledger_url) as ledger:
+        async with open_ledger(backend_url) as ledger:
             ledger.record(call("a", "alice", "t1", "mid", 0.25, 60))
             ledger.record(call("b", "alice", "t1", "strong", 1.50, 120))
             ledger.record(call("c", "bob", "t2", "mid", 0.50, 3 * DAY))
 
     asyncio.run(fill())
-    return ledger_url
+    return backend_url
 
 
 def costs(url: str, *args: str) -> dict[str, object]:

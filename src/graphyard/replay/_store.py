@@ -21,9 +21,10 @@ the row's ``input`` holds the model, the tools and the ordered list of message h
 always saw; a row written before this (the whole request inline) reads as it is. A trigger
 on the recordings table deletes a thread's messages when its last recording goes.
 
-DynamoDB has no triggers and no table of ours: :func:`recording_store` returns ``None``
-there, the server records nothing and says so once, and a recorded replay refuses with a
-:class:`~graphyard.errors.ConfigError`.
+DynamoDB has no triggers: its recordings live in ``<table>-recordings`` and the DynamoDB
+saver deletes a thread's partition there with the thread
+(:mod:`graphyard.replay._store_dynamodb`). Other savers record nothing: the server says so
+once, and a recorded replay refuses with a :class:`~graphyard.errors.ConfigError`.
 
 This module must never block the event loop and never read or write checkpoints.
 """
@@ -218,6 +219,14 @@ def recording_store(saver: BaseCheckpointSaver[str]) -> RecordingStore | None:
         return None
     if isinstance(saver, AsyncPostgresSaver):
         return PostgresRecordingStore(saver)
+    try:
+        from graphyard.persistence.dynamodb.aio import AsyncDynamoDBSaver
+    except ImportError:
+        return None
+    if isinstance(saver, AsyncDynamoDBSaver):
+        from graphyard.replay._store_dynamodb import DynamoDBRecordingStore
+
+        return DynamoDBRecordingStore(saver)
     return None
 
 

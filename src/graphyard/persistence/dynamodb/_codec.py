@@ -36,6 +36,7 @@ import ormsgpack
 __all__ = [
     "CHUNK_BYTES",
     "INLINE_MAX",
+    "RECORDINGS_SUFFIX",
     "Item",
     "Placed",
     "checkpoint_sk",
@@ -64,6 +65,10 @@ COMPRESS_MIN = 512
 """Payloads smaller than this are stored as they are."""
 TOP = "\U0010ffff"
 """Sorts after every character DynamoDB can store: the open end of a key range."""
+
+RECORDINGS_SUFFIX = "-recordings"
+"""The table beside the checkpoints where graphyard.replay keeps a thread's recorded calls
+(deleted with the thread)."""
 
 KIND_CHECKPOINT = "c"
 KIND_HISTORY = "h"

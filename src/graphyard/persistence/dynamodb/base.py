@@ -63,6 +63,7 @@ from graphyard.persistence.dynamodb._codec import (
     KIND_CHUNK,
     KIND_HISTORY,
     KIND_WRITE,
+    RECORDINGS_SUFFIX,
     TOP,
     Item,
     Placed,
@@ -210,10 +211,10 @@ class BaseDynamoDBSaver(BaseCheckpointSaver[str]):
             items.extend(page)
         return items
 
-    def _batch(self, requests: Sequence[dict[str, Any]]) -> None:
+    def _batch(self, requests: Sequence[dict[str, Any]], table: str | None = None) -> None:
         """``BatchWriteItem`` in batches of 25, retrying unprocessed items with backoff."""
         for start in range(0, len(requests), BATCH_ITEMS):
-            pending = {self.table_name: list(requests[start : start + BATCH_ITEMS])}
+            pending = {table or self.table_name: list(requests[start : start + BATCH_ITEMS])}
             for attempt in range(10):
                 response = self.client.batch_write_item(RequestItems=pending)
                 pending = response.get("UnprocessedItems") or {}
@@ -516,7 +517,31 @@ class BaseDynamoDBSaver(BaseCheckpointSaver[str]):
         self._delete_keys(mains + rest)
         if self.s3_bucket is not None:
             self._delete_s3_prefix(s3_thread_prefix(self.s3_prefix, thread_id))
+        self._delete_recordings(thread_id)
         self._forget_thread(thread_id)
+
+    def _delete_recordings(self, thread_id: str) -> None:
+        """The thread's recorded calls go with it: its partition in ``<table>-recordings``
+        (:mod:`graphyard.replay._store_dynamodb`), if that table exists."""
+        table = f"{self.table_name}{RECORDINGS_SUFFIX}"
+        kwargs: dict[str, Any] = {
+            "TableName": table,
+            "KeyConditionExpression": "pk = :t",
+            "ExpressionAttributeValues": {":t": {"S": thread_id}},
+            "ProjectionExpression": "pk, sk",
+            "ConsistentRead": True,
+        }
+        keys: list[Item] = []
+        try:
+            while True:
+                page = self.client.query(**kwargs)
+                keys += page.get("Items", [])
+                if "LastEvaluatedKey" not in page:
+                    break
+                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        except self.client.exceptions.ResourceNotFoundException:
+            return  # nothing was ever recorded beside this table
+        self._batch([{"DeleteRequest": {"Key": k}} for k in keys], table)
 
     def _delete_s3_prefix(self, prefix: str) -> None:
         assert self.s3_client is not None
