@@ -23,6 +23,7 @@ from typing import Any
 from langgraph.cache.base import FullKey, Namespace, ValueT
 
 from graphyard.caching._backends import CacheCounts, NamespaceEntries, StatsBackend, _now
+from graphyard.persistence.dynamodb._ops import all_items, batch_get, batch_write
 
 __all__ = ["DynamoDBCache"]
 
@@ -61,24 +62,15 @@ class DynamoDBCache(StatsBackend[ValueT]):
         now = _now()
         out: dict[FullKey, ValueT] = {}
         wanted = list(dict.fromkeys((_ns(ns), key) for ns, key in keys))
-        for start in range(0, len(wanted), 100):
-            request: dict[str, Any] = {
-                self.table: {
-                    "Keys": [
-                        {"pk": {"S": p}, "sk": {"S": s}} for p, s in wanted[start : start + 100]
-                    ],
-                    "ConsistentRead": True,
-                }
-            }
-            while request:
-                answer = self.client.batch_get_item(RequestItems=request)
-                for item in answer.get("Responses", {}).get(self.table, []):
-                    expiry = float(item["expiry"]["N"]) if "expiry" in item else None
-                    if expiry is not None and expiry < now:
-                        continue
-                    value = self.serde.loads_typed((item["enc"]["S"], bytes(item["val"]["B"])))
-                    out[(tuple(item["pk"]["S"].split(",")), item["sk"]["S"])] = value
-                request = answer.get("UnprocessedKeys") or {}
+        found = batch_get(
+            self.client, self.table, [{"pk": {"S": p}, "sk": {"S": s}} for p, s in wanted]
+        )
+        for item in found:
+            expiry = float(item["expiry"]["N"]) if "expiry" in item else None
+            if expiry is not None and expiry < now:
+                continue
+            value = self.serde.loads_typed((item["enc"]["S"], bytes(item["val"]["B"])))
+            out[(tuple(item["pk"]["S"].split(",")), item["sk"]["S"])] = value
         return out
 
     async def aget(self, keys: Sequence[FullKey]) -> dict[FullKey, ValueT]:
@@ -183,17 +175,9 @@ class DynamoDBCache(StatsBackend[ValueT]):
     # --- helpers ---------------------------------------------------------------------------
 
     def _scan(self, projection: str) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {"TableName": self.table, "ProjectionExpression": projection}
-        while True:
-            page = self.client.scan(**kwargs)
-            items += page.get("Items", [])
-            if "LastEvaluatedKey" not in page:
-                return items
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return all_items(self.client.scan, TableName=self.table, ProjectionExpression=projection)
 
     def _query(self, pk: str, projection: str | None) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
         kwargs: dict[str, Any] = {
             "TableName": self.table,
             "KeyConditionExpression": "pk = :p",
@@ -202,12 +186,7 @@ class DynamoDBCache(StatsBackend[ValueT]):
         }
         if projection:
             kwargs["ProjectionExpression"] = projection
-        while True:
-            page = self.client.query(**kwargs)
-            items += page.get("Items", [])
-            if "LastEvaluatedKey" not in page:
-                return items
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return all_items(self.client.query, **kwargs)
 
     def _delete(self, items: Sequence[dict[str, Any]]) -> None:
         self._batch_write(
@@ -215,8 +194,4 @@ class DynamoDBCache(StatsBackend[ValueT]):
         )
 
     def _batch_write(self, requests: Sequence[dict[str, Any]]) -> None:
-        for start in range(0, len(requests), 25):
-            pending: dict[str, Any] = {self.table: list(requests[start : start + 25])}
-            while pending:
-                answer = self.client.batch_write_item(RequestItems=pending)
-                pending = answer.get("UnprocessedItems") or {}
+        batch_write(self.client, self.table, requests)

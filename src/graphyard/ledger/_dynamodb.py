@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 
 from graphyard.ledger._records import CallRecord, CostTotals, GroupBy
 from graphyard.ledger._store import COLUMNS, Filter
+from graphyard.persistence.dynamodb._ops import all_items, batch_write
 
 __all__ = ["DynamoDBRows", "ledger_table"]
 
@@ -42,7 +43,6 @@ _INTS = {"input_tokens", "output_tokens", "cache_read_tokens", "cache_write_toke
 _FLOATS = {"cost_usd", "latency_s", "started_at"}
 _GROUP_FIELD = {"tier": "tier", "model": "model", "user": "user_id", "thread": "thread_id"}
 _GROUP_FIELD["run"] = "run_id"
-_BATCH_RETRIES = 8
 
 
 def ledger_table(checkpoint_table: str) -> str:
@@ -179,30 +179,7 @@ class DynamoDBRows:
             for pk in (f"t#{r.thread_id}", f"u#{r.user_id}"):
                 item = _item(pk, r)
                 items[(pk, item["sk"]["S"])] = item
-        self._batch([{"PutRequest": {"Item": item}} for item in items.values()])
-
-    def _batch(self, requests: Sequence[dict[str, Any]]) -> None:
-        for start in range(0, len(requests), 25):
-            pending: dict[str, Any] = {self.table: list(requests[start : start + 25])}
-            for attempt in range(_BATCH_RETRIES):
-                pending = self.client.batch_write_item(RequestItems=pending).get("UnprocessedItems")
-                if not pending:
-                    break
-                time.sleep(min(0.05 * 2**attempt, 2.0))  # throttled: back off and retry
-            else:
-                raise RuntimeError(
-                    f"DynamoDB left {len(pending.get(self.table, []))} ledger item(s) "
-                    f"unwritten after {_BATCH_RETRIES} tries"
-                )
-
-    def _pages(self, operation: Callable[..., Any], **kwargs: Any) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        while True:
-            page = operation(TableName=self.table, ConsistentRead=True, **kwargs)
-            items += page.get("Items", [])
-            if "LastEvaluatedKey" not in page:
-                return items
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        batch_write(self.client, self.table, [{"PutRequest": {"Item": i}} for i in items.values()])
 
     def _select(self, where: Filter) -> list[CallRecord]:
         if where.thread_id is not None or where.user_id is not None:
@@ -218,14 +195,18 @@ class DynamoDBRows:
             elif where.until is not None:
                 condition += " AND sk < :until"
                 values[":until"] = {"S": _key_time(where.until)}
-            items = self._pages(
+            items = all_items(
                 self.client.query,
+                TableName=self.table,
+                ConsistentRead=True,
                 KeyConditionExpression=condition,
                 ExpressionAttributeValues=values,
             )
         else:  # everyone's calls: each once, from its user item
-            items = self._pages(
+            items = all_items(
                 self.client.scan,
+                TableName=self.table,
+                ConsistentRead=True,
                 FilterExpression="begins_with(pk, :u)",
                 ExpressionAttributeValues={":u": {"S": "u#"}},
             )
@@ -239,7 +220,8 @@ class DynamoDBRows:
             for r in records
             for pk in (f"t#{r.thread_id}", f"u#{r.user_id}")
         }
-        self._batch([{"DeleteRequest": {"Key": {"pk": {"S": p}, "sk": {"S": s}}}} for p, s in keys])
+        deletes = [{"DeleteRequest": {"Key": {"pk": {"S": p}, "sk": {"S": s}}}} for p, s in keys]
+        batch_write(self.client, self.table, deletes)
 
     def _delete_threads(self, thread_ids: Sequence[str]) -> int:
         doomed = [r for t in thread_ids for r in self._select(Filter(thread_id=t))]

@@ -33,6 +33,7 @@ import zlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from graphyard.persistence.dynamodb._ops import all_items, batch_get, batch_write
 from graphyard.replay._store import Recording, _inline, _refs
 
 if TYPE_CHECKING:
@@ -131,48 +132,24 @@ class DynamoDBRecordingStore:
         self.client.put_item(TableName=self.table, Item=main)
 
     def _batch_put(self, items: Sequence[dict[str, Any]]) -> None:
-        for start in range(0, len(items), 25):
-            pending: dict[str, Any] = {
-                self.table: [{"PutRequest": {"Item": i}} for i in items[start : start + 25]]
-            }
-            for attempt in range(10):
-                pending = self.client.batch_write_item(RequestItems=pending).get("UnprocessedItems")
-                if not pending:
-                    break
-                time.sleep(min(0.05 * 2**attempt, 2.0))
-            else:
-                raise RuntimeError("DynamoDB left recording items unwritten after 10 tries")
+        batch_write(self.client, self.table, [{"PutRequest": {"Item": i}} for i in items])
 
     def _query(self, thread_id: str, prefix: str, **extra: Any) -> list[dict[str, Any]]:
-        kwargs: dict[str, Any] = {
-            "TableName": self.table,
-            "KeyConditionExpression": "pk = :t AND begins_with(sk, :p)",
-            "ExpressionAttributeValues": {":t": {"S": thread_id}, ":p": {"S": prefix}},
-            "ConsistentRead": True,
-            **extra,
-        }
-        items: list[dict[str, Any]] = []
-        while True:
-            page = self.client.query(**kwargs)
-            items += page.get("Items", [])
-            if "LastEvaluatedKey" not in page:
-                return items
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return all_items(
+            self.client.query,
+            **{
+                "TableName": self.table,
+                "KeyConditionExpression": "pk = :t AND begins_with(sk, :p)",
+                "ExpressionAttributeValues": {":t": {"S": thread_id}, ":p": {"S": prefix}},
+                "ConsistentRead": True,
+                **extra,
+            },
+        )
 
     def _get(self, thread_id: str, sks: Sequence[str]) -> list[dict[str, Any]]:
-        """These items of the thread that exist (``BatchGetItem``, 100 keys a request)."""
-        found: list[dict[str, Any]] = []
-        for start in range(0, len(sks), 100):
-            keys = [{"pk": {"S": thread_id}, "sk": {"S": sk}} for sk in sks[start : start + 100]]
-            pending: dict[str, Any] = {self.table: {"Keys": keys, "ConsistentRead": True}}
-            for attempt in range(10):
-                page = self.client.batch_get_item(RequestItems=pending)
-                found += page.get("Responses", {}).get(self.table, [])
-                pending = page.get("UnprocessedKeys") or {}
-                if not pending:
-                    break
-                time.sleep(min(0.05 * 2**attempt, 2.0))
-        return found
+        """These items of the thread that exist."""
+        keys = [{"pk": {"S": thread_id}, "sk": {"S": sk}} for sk in sks]
+        return batch_get(self.client, self.table, keys)
 
     def _payloads(self, items: Sequence[dict[str, Any]], thread_id: str) -> dict[str, bytes]:
         """Each main item's payload by sort key, chunked ones reassembled."""
@@ -218,17 +195,12 @@ class DynamoDBRecordingStore:
                 ProjectionExpression="sk",
             )
             return len(items)
-        kwargs: dict[str, Any] = {
-            "TableName": self.table,
-            "FilterExpression": f"begins_with(sk, :p) AND {main}",
-            "ExpressionAttributeValues": values,
-            "ProjectionExpression": "sk",
-            "ConsistentRead": True,
-        }
-        total = 0
-        while True:
-            page = self.client.scan(**kwargs)
-            total += len(page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                return total
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        items = all_items(
+            self.client.scan,
+            TableName=self.table,
+            FilterExpression=f"begins_with(sk, :p) AND {main}",
+            ExpressionAttributeValues=values,
+            ProjectionExpression="sk",
+            ConsistentRead=True,
+        )
+        return len(items)

@@ -29,6 +29,7 @@ from graphyard.persistence.dynamodb._codec import (
     ns_bounds,
     split_sk,
 )
+from graphyard.persistence.dynamodb._ops import all_items
 
 if TYPE_CHECKING:
     from graphyard.persistence._savers import ThreadSummary
@@ -254,15 +255,8 @@ class DynamoDBThreadStore:
         }
         operation = saver.client.query if "KeyConditionExpression" in kwargs else saver.client.scan
         now = saver._now()
-        out: list[dict[str, Any]] = []
-        while True:
-            response = operation(**kwargs)
-            out += [
-                i for i in response.get("Items", []) if "ttl" not in i or int(i["ttl"]["N"]) >= now
-            ]
-            if "LastEvaluatedKey" not in response:
-                return out
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        items = all_items(operation, **kwargs)
+        return [i for i in items if "ttl" not in i or int(i["ttl"]["N"]) >= now]
 
     def _stats(self, items: Sequence[dict[str, Any]]) -> dict[str, _ThreadStats]:
         stats: dict[str, _ThreadStats] = {}

@@ -79,12 +79,12 @@ from graphyard.persistence.dynamodb._codec import (
     strings,
     write_sk,
 )
+from graphyard.persistence.dynamodb._ops import all_items, batch_write
 from graphyard.persistence.dynamodb._reader import Reader
 from graphyard.persistence.dynamodb._walk import Group, NeedGroup, Walked, history_payload, walk
 
 __all__ = ["BaseDynamoDBSaver"]
 
-BATCH_ITEMS = 25
 REBASE_AT = 0.9
 """Rebase when the state needs an item that expires sooner than this share of a TTL."""
 _MEMORY = 4096
@@ -211,18 +211,9 @@ class BaseDynamoDBSaver(BaseCheckpointSaver[str]):
             items.extend(page)
         return items
 
-    def _batch(self, requests: Sequence[dict[str, Any]], table: str | None = None) -> None:
+    def _batch(self, requests: Sequence[dict[str, Any]]) -> None:
         """``BatchWriteItem`` in batches of 25, retrying unprocessed items with backoff."""
-        for start in range(0, len(requests), BATCH_ITEMS):
-            pending = {table or self.table_name: list(requests[start : start + BATCH_ITEMS])}
-            for attempt in range(10):
-                response = self.client.batch_write_item(RequestItems=pending)
-                pending = response.get("UnprocessedItems") or {}
-                if not pending:
-                    break
-                time.sleep(min(0.05 * 2**attempt, 2.0))
-            else:
-                raise RuntimeError("DynamoDB kept refusing a batch write (throttled)")
+        batch_write(self.client, self.table_name, requests)
 
     def _put_all(self, items: Sequence[Item]) -> None:
         self._batch([{"PutRequest": {"Item": item}} for item in items])
@@ -531,17 +522,11 @@ class BaseDynamoDBSaver(BaseCheckpointSaver[str]):
             "ProjectionExpression": "pk, sk",
             "ConsistentRead": True,
         }
-        keys: list[Item] = []
         try:
-            while True:
-                page = self.client.query(**kwargs)
-                keys += page.get("Items", [])
-                if "LastEvaluatedKey" not in page:
-                    break
-                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+            keys = all_items(self.client.query, **kwargs)
         except self.client.exceptions.ResourceNotFoundException:
             return  # nothing was ever recorded beside this table
-        self._batch([{"DeleteRequest": {"Key": k}} for k in keys], table)
+        batch_write(self.client, table, [{"DeleteRequest": {"Key": k}} for k in keys])
 
     def _delete_s3_prefix(self, prefix: str) -> None:
         assert self.s3_client is not None
