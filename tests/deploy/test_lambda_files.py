@@ -138,7 +138,7 @@ def test_the_function_role_reaches_only_its_table_and_its_ssm_parameters() -> No
         {"Fn::Sub": "${Table.Arn}/index/*"},
         {"Fn::GetAtt": ["CacheTable", "Arn"]},
         {"Fn::GetAtt": ["LedgerTable", "Arn"]},
-        {"Fn::GetAtt": ["LeasesTable", "Arn"]},
+        {"Fn::GetAtt": ["ThreadsTable", "Arn"]},
         {"Fn::GetAtt": ["RecordingsTable", "Arn"]},
     ]
     assert all(a.startswith("dynamodb:") and "*" not in a for a in by_sid["Checkpoints"]["Action"])
@@ -171,10 +171,10 @@ def test_serverless_yml_describes_the_same_stack_as_the_sam_template() -> None:
     assert sls["provider"]["iam"]["role"]["statements"][0]["Resource"][2:] == [
         {"Fn::GetAtt": ["CacheTable", "Arn"]},
         {"Fn::GetAtt": ["LedgerTable", "Arn"]},
-        {"Fn::GetAtt": ["LeasesTable", "Arn"]},
+        {"Fn::GetAtt": ["ThreadsTable", "Arn"]},
         {"Fn::GetAtt": ["RecordingsTable", "Arn"]},
     ]
-    for name in ("Table", "CacheTable", "LedgerTable", "LeasesTable", "RecordingsTable"):
+    for name in ("Table", "CacheTable", "LedgerTable", "ThreadsTable", "RecordingsTable"):
         sam_table = template["Resources"][name]
         sls_table = sls["resources"]["Resources"][name]
         assert sls_table.get("DeletionPolicy") == sam_table.get("DeletionPolicy"), name

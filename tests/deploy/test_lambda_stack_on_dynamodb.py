@@ -136,6 +136,6 @@ async def test_a_served_turn_on_the_stacks_table_uses_only_what_its_role_allows(
     assert used <= actions, f"calls the stack's role refuses: {refused}"
     touched = {table for _, table in calls}
     assert ("BatchWriteItem", "graphyard-stack-ledger") in calls  # the turn's call, recorded
-    assert ("PutItem", "graphyard-stack-leases") in calls  # the thread's run lease
+    assert ("PutItem", "graphyard-stack-threads") in calls  # the thread's run lease
     assert ("PutItem", "graphyard-stack-recordings") in calls  # the turn's recorded calls
     assert touched <= on_tables, f"tables outside the role: {sorted(touched - on_tables)}"

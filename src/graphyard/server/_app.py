@@ -51,21 +51,21 @@ def _server_store(checkpointer: str, saver: Any, lease_seconds: float) -> Server
     if checkpointer.startswith(("postgres://", "postgresql://")) and hasattr(pool, "connection"):
         return PostgresServerStore(pool)
     if checkpointer.startswith("dynamodb:") and hasattr(saver, "client"):
-        from graphyard.server._leases import (
-            DynamoDBThreadLeases,
-            LeasedSqliteServerStore,
-            leases_table,
+        from graphyard.server._dynamodb import (
+            DynamoDBThreads,
+            SharedSqliteServerStore,
+            threads_table,
         )
 
         log.warning(
             "thread and run records are kept in ./graphyard-server.db beside dynamodb; each "
             "thread's run lock is leased in DynamoDB table %s, so it holds across instances",
-            leases_table(saver.table_name),
+            threads_table(saver.table_name),
         )
-        leases = DynamoDBThreadLeases(
-            saver.client, leases_table(saver.table_name), saver._run, seconds=lease_seconds
+        leases = DynamoDBThreads(
+            saver.client, threads_table(saver.table_name), saver._run, seconds=lease_seconds
         )
-        return LeasedSqliteServerStore("graphyard-server.db", leases)
+        return SharedSqliteServerStore("graphyard-server.db", leases)
     log.warning(
         "thread and run records are kept in ./graphyard-server.db beside %s: run locks hold "
         "across processes on this machine only",

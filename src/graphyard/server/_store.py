@@ -199,10 +199,17 @@ class SqlServerStore:
     # --- threads -------------------------------------------------------------------------
 
     async def create_thread(
-        self, thread_id: str, owner: str, metadata: dict[str, Any], *, if_exists: str = "raise"
+        self,
+        thread_id: str,
+        owner: str,
+        metadata: dict[str, Any],
+        *,
+        if_exists: str = "raise",
+        created_at: float | None = None,
     ) -> ThreadRecord | None:
-        """Create a thread; ``None`` if it exists (the caller decides what that means)."""
-        now = time.time()
+        """Create a thread; ``None`` if it exists (the caller decides what that means).
+        ``created_at``: when it was first created (a record rebuilt from elsewhere)."""
+        now = time.time() if created_at is None else created_at
         text = json.dumps(metadata)
 
         def insert() -> Body[int]:

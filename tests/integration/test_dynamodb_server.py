@@ -1,6 +1,6 @@
 """Two ``dynamodb://`` servers (two Lambda instances) on one table never run one thread at
 once: each keeps its run records in its own ``graphyard-server.db``, so only the lease in
-``<table>-leases`` stands between them. Before it, both accepted a turn on the same thread
+``<table>-threads`` stands between them. Before it, both accepted a turn on the same thread
 and wrote sibling checkpoints: one answer vanished from the history."""
 
 from __future__ import annotations
@@ -47,9 +47,9 @@ def lease_holders(url: str, thread_id: str) -> list[str]:
     target = parse_url(url)
     client = boto3.client("dynamodb", region_name=target.region, endpoint_url=target.endpoint_url)
     items = client.query(
-        TableName=f"{target.table}-leases",
-        KeyConditionExpression="pk = :t",
-        ExpressionAttributeValues={":t": {"S": thread_id}},
+        TableName=f"{target.table}-threads",
+        KeyConditionExpression="pk = :t AND sk = :lease",
+        ExpressionAttributeValues={":t": {"S": thread_id}, ":lease": {"S": "lease"}},
     )["Items"]
     return [i["holder"]["S"] for i in items]
 
@@ -134,7 +134,7 @@ async def test_a_lease_of_a_dead_instance_expires_and_is_never_taken_back(
 ) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    from graphyard.server._leases import DynamoDBThreadLeases
+    from graphyard.server._dynamodb import DynamoDBThreads
 
     client = boto3.client("dynamodb", region_name="us-east-1", endpoint_url=dynamodb_endpoint)
     pool = ThreadPoolExecutor(2)
@@ -142,7 +142,7 @@ async def test_a_lease_of_a_dead_instance_expires_and_is_never_taken_back(
     async def run(fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
 
-    leases = DynamoDBThreadLeases(client, "checkpoints-leases", run, seconds=0.3)
+    leases = DynamoDBThreads(client, "checkpoints-threads", run, seconds=0.3)
     await leases.setup()
     assert await leases.acquire("t", "dead/r1")
     assert not await leases.acquire("t", "live/r2")  # held
@@ -155,3 +155,44 @@ async def test_a_lease_of_a_dead_instance_expires_and_is_never_taken_back(
     await leases.release("t", "live/r2")
     assert await leases.acquire("t", "other/r3")
     pool.shutdown()
+
+
+async def test_every_instance_lists_all_of_a_users_threads_and_only_hers(
+    dynamodb_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys = {"sk-alice": "alice", "sk-bob": "bob"}
+    settings = settings_for(dynamodb_url, tmp_path).model_copy(update={"api_keys": keys})
+    alice = {"x-api-key": "sk-alice"}
+    async with AsyncExitStack() as stack:
+        a = await stack.enter_async_context(instance(settings, tmp_path / "a", monkeypatch))
+        b = await stack.enter_async_context(instance(settings, tmp_path / "b", monkeypatch))
+
+        made = await a.post("/threads", json={"metadata": {"title": "refund"}}, headers=alice)
+        assert made.status_code == 200, made.text
+        first = made.json()["thread_id"]
+        await asyncio.sleep(0.01)
+        turn = await b.post("/chat/t-b", json={"content": "hello"}, headers=alice)
+        assert turn.status_code == 200, turn.text
+        renamed = await b.patch(
+            f"/threads/{first}", json={"metadata": {"title": "refund A1001"}}, headers=alice
+        )
+        assert renamed.status_code == 200, renamed.text
+
+        for client in (a, b):  # whichever instance answers, the same list, newest first
+            found = await client.post("/threads/search", json={}, headers=alice)
+            assert found.status_code == 200, found.text
+            assert [t["thread_id"] for t in found.json()] == ["t-b", first]
+            assert found.json()[1]["metadata"]["title"] == "refund A1001"
+            count = await client.post("/threads/count", json={}, headers=alice)
+            assert count.json() == 2
+            titled = await client.post(
+                "/threads/search", json={"metadata": {"title": "refund A1001"}}, headers=alice
+            )
+            assert [t["thread_id"] for t in titled.json()] == [first]
+            bobs = await client.post("/threads/search", json={}, headers={"x-api-key": "sk-bob"})
+            assert bobs.json() == []
+
+        gone = await a.delete("/threads/t-b", headers=alice)
+        assert gone.status_code in (200, 204), gone.text
+        left = await b.post("/threads/search", json={}, headers=alice)
+        assert [t["thread_id"] for t in left.json()] == [first]
