@@ -58,14 +58,15 @@ def _server_store(checkpointer: str, saver: Any, lease_seconds: float) -> Server
         )
 
         log.warning(
-            "thread and run records are kept in ./graphyard-server.db beside dynamodb; each "
-            "thread's run lock is leased in DynamoDB table %s, so it holds across instances",
+            "run records and stream events are kept in ./graphyard-server.db beside dynamodb "
+            "(a stream resumes on the instance that ran it only); run leases and each user's "
+            "thread list are shared in DynamoDB table %s",
             threads_table(saver.table_name),
         )
-        leases = DynamoDBThreads(
+        shared = DynamoDBThreads(
             saver.client, threads_table(saver.table_name), saver._run, seconds=lease_seconds
         )
-        return SharedSqliteServerStore("graphyard-server.db", leases)
+        return SharedSqliteServerStore("graphyard-server.db", shared)
     log.warning(
         "thread and run records are kept in ./graphyard-server.db beside %s: run locks hold "
         "across processes on this machine only",

@@ -244,19 +244,19 @@ class DynamoDBThreads:
 class SharedSqliteServerStore(SqliteServerStore):
     """The per-process SQLite run store, with each thread lock also leased in DynamoDB."""
 
-    def __init__(self, path: str, leases: DynamoDBThreads) -> None:
+    def __init__(self, path: str, shared: DynamoDBThreads) -> None:
         super().__init__(path)
-        self.leases = leases
+        self.shared = shared
         self._held: dict[str, str] = {}
         """thread id -> holder, for the leases this process holds."""
 
     async def open(self) -> None:
-        await self.leases.setup()
+        await self.shared.setup()
         await super().open()
 
     async def _take(self, thread_id: str, run_id: str, worker: str) -> str | None:
         holder = f"{worker}/{run_id}"
-        return holder if await self.leases.acquire(thread_id, holder) else None
+        return holder if await self.shared.acquire(thread_id, holder) else None
 
     async def insert_run(self, run: RunRecord, *, claim_for: str | None = None) -> bool:
         holder = None
@@ -286,7 +286,7 @@ class SharedSqliteServerStore(SqliteServerStore):
         if claimed:
             self._held[thread_id] = holder
         else:  # the local lock refused, or the store failed: give the lease back now
-            await self.leases.release(thread_id, holder)
+            await self.shared.release(thread_id, holder)
 
     # --- the owner index --------------------------------------------------------------------
 
@@ -303,14 +303,14 @@ class SharedSqliteServerStore(SqliteServerStore):
             thread_id, owner, metadata, if_exists=if_exists, created_at=created_at
         )
         if record is not None:
-            await self.leases.index_put(record)
+            await self.shared.index_put(record)
         return record
 
     async def get_thread(self, thread_id: str) -> ThreadRecord | None:
         record = await super().get_thread(thread_id)
         if record is not None:
             return record
-        shared = await self.leases.index_get(thread_id)  # created on another instance
+        shared = await self.shared.index_get(thread_id)  # created on another instance
         if shared is None:
             return None
         await super().create_thread(
@@ -324,13 +324,13 @@ class SharedSqliteServerStore(SqliteServerStore):
         await super().update_thread(thread_id, metadata=metadata, status=status)
         record = await self.get_thread(thread_id)
         if record is not None:
-            await self.leases.index_touch(record.owner, thread_id, metadata)
+            await self.shared.index_touch(record.owner, thread_id, metadata)
 
     async def delete_thread(self, thread_id: str) -> None:
         record = await self.get_thread(thread_id)
         await super().delete_thread(thread_id)
         if record is not None:
-            await self.leases.index_delete(record.owner, thread_id)
+            await self.shared.index_delete(record.owner, thread_id)
 
     async def search_threads(
         self,
@@ -355,7 +355,7 @@ class SharedSqliteServerStore(SqliteServerStore):
                 sort_by=sort_by,
                 sort_order=sort_order,
             )
-        indexed = await self.leases.index_list(owner)
+        indexed = await self.shared.index_list(owner)
         local = {
             t.thread_id: t
             for t in await super().search_threads(
@@ -386,28 +386,28 @@ class SharedSqliteServerStore(SqliteServerStore):
     async def count_threads(self, owner: str | None) -> int:
         if owner is None:
             return await super().count_threads(owner)
-        return len(await self.leases.index_list(owner))
+        return len(await self.shared.index_list(owner))
 
     async def finish(
         self, run: RunRecord, status: RunStatus, thread_status: ThreadStatus, error: str | None
     ) -> None:
         await super().finish(run, status, thread_status, error)
         try:
-            await self.leases.index_touch(run.owner, run.thread_id)
+            await self.shared.index_touch(run.owner, run.thread_id)
         except Exception:  # the listing's order only; the run's end is stored
             log.exception("could not update thread %s in the owner index", run.thread_id)
         holder = self._held.get(run.thread_id)
         if holder is not None and holder.endswith(f"/{run.run_id}"):
             del self._held[run.thread_id]
             try:
-                await self.leases.release(run.thread_id, holder)
+                await self.shared.release(run.thread_id, holder)
             except Exception:  # it expires on its own after run_lease_seconds
                 log.exception("could not release the lease of thread %s", run.thread_id)
 
     async def heartbeat(self, run_ids: Sequence[str]) -> dict[str, str | None]:
         requests = await super().heartbeat(run_ids)
         for thread_id, holder in list(self._held.items()):
-            if not await self.leases.renew(thread_id, holder):
+            if not await self.shared.renew(thread_id, holder):
                 log.error(
                     "run %s lost its lease on thread %s (this process stalled for longer than "
                     "run_lease_seconds): another instance may run the thread now",
