@@ -8,6 +8,7 @@ tests instead of skipping them, so a broken setup can never pass silently.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -80,17 +81,24 @@ def postgres_server() -> Iterator[str]:
 @pytest.fixture
 def postgres_url(postgres_server: str, request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh, empty database for this test, dropped afterwards."""
-    import psycopg
-
     if request.node.get_closest_marker("postgres") is None:
         pytest.fail("a test that uses Postgres must be marked @pytest.mark.postgres")
+    with fresh_database(postgres_server) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def fresh_database(server: str) -> Iterator[str]:
+    """The URL of a new, empty database on ``server``, dropped afterwards."""
+    import psycopg
+
     name = f"t_{uuid.uuid4().hex[:16]}"
-    with psycopg.connect(postgres_server, autocommit=True) as conn:
+    with psycopg.connect(server, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield with_database(postgres_server, name)
+        yield with_database(server, name)
     finally:
-        with psycopg.connect(postgres_server, autocommit=True) as conn:
+        with psycopg.connect(server, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -20,6 +19,8 @@ from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.errors import ConflictError, NotFoundError
 from scripted_server import expected_answer
 from sdk_server import SdkServer, conversation, eventually, frames, human, running
+
+from postgres_fixtures import fresh_database
 
 pytestmark = pytest.mark.server
 
@@ -41,7 +42,7 @@ def pair(
     env = {"GRAPHYARD_RUN_LEASE_SECONDS": str(LEASE_SECONDS)}
     with contextlib.ExitStack() as stack:
         if request.param == "postgres":
-            url = stack.enter_context(_database(request.getfixturevalue("postgres_server")))
+            url = stack.enter_context(fresh_database(request.getfixturevalue("postgres_server")))
             shop = tmp_path_factory.mktemp("shop") / "shop.db"
             env |= {"GRAPHYARD_CHECKPOINTER": url, "GRAPHYARD_SHOP_DB": str(shop)}
             first = SdkServer(tmp_path_factory.mktemp("first"), env=env)
@@ -51,23 +52,6 @@ def pair(
             second = SdkServer(tmp_path_factory.mktemp("second"), env=env, database=first.directory)
         with running(first, second):
             yield first, second
-
-
-@contextlib.contextmanager
-def _database(server: str) -> Iterator[str]:
-    """A fresh Postgres database for this module's servers, dropped afterwards."""
-    import psycopg
-
-    from postgres_fixtures import with_database
-
-    name = f"t_{uuid.uuid4().hex[:16]}"
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield with_database(server, name)
-    finally:
-        with psycopg.connect(server, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

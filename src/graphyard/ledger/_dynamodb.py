@@ -93,6 +93,7 @@ class DynamoDBRows:
         table: str,
         *,
         run: Callable[..., Any] | None = None,
+        target: Any = None,
     ) -> None:
         self.client = client
         self.table = table
@@ -100,8 +101,8 @@ class DynamoDBRows:
         if run is None:
             self._executor = ThreadPoolExecutor(2, thread_name_prefix="graphyard-ledger")
         self._shared_run = run
-        self._target: Any = None
-        """The checkpointer URL's target, for error messages that say where."""
+        self._target = target
+        """The checkpointer URL's target (``DynamoDBTarget``), for errors that say where."""
 
     @classmethod
     async def open(cls, url: str, *, saver: Any = None) -> DynamoDBRows:
@@ -112,12 +113,9 @@ class DynamoDBRows:
         target = parse_url(url)
         client = getattr(saver, "client", None)
         if client is not None and getattr(saver, "table_name", None) == target.table:
-            rows = cls(client, ledger_table(target.table), run=saver._run)
-        else:
-            client, _ = await asyncio.to_thread(make_clients, target)
-            rows = cls(client, ledger_table(target.table))
-        rows._target = target
-        return rows
+            return cls(client, ledger_table(target.table), run=saver._run, target=target)
+        client, _ = await asyncio.to_thread(make_clients, target)
+        return cls(client, ledger_table(target.table), target=target)
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         if self._shared_run is not None:

@@ -172,10 +172,13 @@ class DynamoDBThreads:
 
     def _index_touch(self, owner: str, thread_id: str, metadata: dict[str, Any] | None) -> None:
         sets, values = ["updated_at = :u"], {":u": {"N": repr(time.time())}}
+        keys = self._index_keys(owner, thread_id)
         if metadata is not None:
             sets.append("metadata = :m")
             values[":m"] = {"S": json.dumps(metadata)}
-        for key in self._index_keys(owner, thread_id):
+        else:  # only search reads updated_at: the thread's own item keeps its first one
+            keys = keys[:1]
+        for key in keys:
             # a thread never indexed (created before the index): leave it absent
             with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):
                 self.client.update_item(
@@ -318,19 +321,25 @@ class SharedSqliteServerStore(SqliteServerStore):
         )
         return await super().get_thread(thread_id)
 
+    async def _owner(self, thread_id: str) -> str | None:
+        """Whose the thread is, without adopting it here (this instance's record, else the
+        shared item)."""
+        record = await super().get_thread(thread_id) or await self.shared.index_get(thread_id)
+        return None if record is None else record.owner
+
     async def update_thread(
         self, thread_id: str, *, metadata: dict[str, Any] | None = None, status: str | None = None
     ) -> None:
         await super().update_thread(thread_id, metadata=metadata, status=status)
-        record = await self.get_thread(thread_id)
-        if record is not None:
-            await self.shared.index_touch(record.owner, thread_id, metadata)
+        owner = await self._owner(thread_id)
+        if owner is not None:
+            await self.shared.index_touch(owner, thread_id, metadata)
 
     async def delete_thread(self, thread_id: str) -> None:
-        record = await self.get_thread(thread_id)
+        owner = await self._owner(thread_id)
         await super().delete_thread(thread_id)
-        if record is not None:
-            await self.shared.index_delete(record.owner, thread_id)
+        if owner is not None:
+            await self.shared.index_delete(owner, thread_id)
 
     async def search_threads(
         self,

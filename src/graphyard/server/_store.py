@@ -50,13 +50,13 @@ ThreadStatus = Literal["idle", "busy", "interrupted", "error"]
 ACTIVE: tuple[RunStatus, ...] = ("pending", "running")
 _T = TypeVar("_T")
 
-_SCHEMA = """
+_SCHEMA_SQL = """
 CREATE TABLE IF NOT EXISTS graphyard_threads (
     thread_id     TEXT PRIMARY KEY,
     owner         TEXT NOT NULL,
-    created_at    REAL NOT NULL,
-    updated_at    REAL NOT NULL,
-    metadata      TEXT NOT NULL DEFAULT '{}',
+    created_at    DOUBLE PRECISION NOT NULL,
+    updated_at    DOUBLE PRECISION NOT NULL,
+    metadata      TEXT NOT NULL DEFAULT '{{}}',
     status        TEXT NOT NULL DEFAULT 'idle',
     active_run_id TEXT
 );
@@ -67,15 +67,15 @@ CREATE TABLE IF NOT EXISTS graphyard_runs (
     assistant_id  TEXT NOT NULL,
     owner         TEXT NOT NULL,
     status        TEXT NOT NULL,
-    created_at    REAL NOT NULL,
-    updated_at    REAL NOT NULL,
-    metadata      TEXT NOT NULL DEFAULT '{}',
-    kwargs        TEXT NOT NULL DEFAULT '{}',
+    created_at    DOUBLE PRECISION NOT NULL,
+    updated_at    DOUBLE PRECISION NOT NULL,
+    metadata      TEXT NOT NULL DEFAULT '{{}}',
+    kwargs        TEXT NOT NULL DEFAULT '{{}}',
     multitask_strategy TEXT NOT NULL DEFAULT 'reject',
     worker        TEXT,
-    heartbeat_at  REAL,
+    heartbeat_at  DOUBLE PRECISION,
     cancel        TEXT,
-    error         TEXT
+    error         TEXT{run_seq}
 );
 CREATE INDEX IF NOT EXISTS graphyard_runs_thread ON graphyard_runs(thread_id, created_at);
 CREATE INDEX IF NOT EXISTS graphyard_runs_status ON graphyard_runs(status);
@@ -86,8 +86,23 @@ CREATE TABLE IF NOT EXISTS graphyard_run_events (
     event   TEXT NOT NULL,
     data    TEXT NOT NULL,
     PRIMARY KEY (run_id, seq)
-) WITHOUT ROWID;
+){events_options};
 """
+
+
+def schema(dialect: str) -> str:
+    """The store's tables, written once for both databases (``DOUBLE PRECISION`` is
+    SQLite's ``REAL``): Postgres adds the ``rid`` insertion order SQLite's ``rowid`` gives,
+    SQLite keeps events ``WITHOUT ROWID``.
+
+    >>> "WITHOUT ROWID" in schema("sqlite"), "rid" in schema("postgres")
+    (True, True)
+    """
+    if dialect == "postgres":
+        return _SCHEMA_SQL.format(
+            run_seq=",\n    rid           BIGINT GENERATED ALWAYS AS IDENTITY", events_options=""
+        )
+    return _SCHEMA_SQL.format(run_seq="", events_options=" WITHOUT ROWID")
 
 
 @dataclass(slots=True)
@@ -602,7 +617,7 @@ class SqliteServerStore(SqlServerStore):
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA busy_timeout=30000")
-            db.executescript(_SCHEMA)
+            db.executescript(schema("sqlite"))
             return db
 
         self._db = await self._call(connect)

@@ -26,52 +26,12 @@ import asyncio
 from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 
-from graphyard.server._store import Body, SqliteServerStore, SqlServerStore, _single
+from graphyard.server._store import Body, SqliteServerStore, SqlServerStore, _single, schema
 
 __all__ = ["PostgresServerStore", "ServerStore"]
 
 _T = TypeVar("_T")
 _SCHEMA_LOCK_KEY = 0x6779_7365_7276_0001  # "gyserv": advisory lock for CREATE TABLE
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS graphyard_threads (
-    thread_id     TEXT PRIMARY KEY,
-    owner         TEXT NOT NULL,
-    created_at    DOUBLE PRECISION NOT NULL,
-    updated_at    DOUBLE PRECISION NOT NULL,
-    metadata      TEXT NOT NULL DEFAULT '{}',
-    status        TEXT NOT NULL DEFAULT 'idle',
-    active_run_id TEXT
-);
-CREATE INDEX IF NOT EXISTS graphyard_threads_owner ON graphyard_threads(owner, updated_at);
-CREATE TABLE IF NOT EXISTS graphyard_runs (
-    run_id        TEXT PRIMARY KEY,
-    thread_id     TEXT NOT NULL,
-    assistant_id  TEXT NOT NULL,
-    owner         TEXT NOT NULL,
-    status        TEXT NOT NULL,
-    created_at    DOUBLE PRECISION NOT NULL,
-    updated_at    DOUBLE PRECISION NOT NULL,
-    metadata      TEXT NOT NULL DEFAULT '{}',
-    kwargs        TEXT NOT NULL DEFAULT '{}',
-    multitask_strategy TEXT NOT NULL DEFAULT 'reject',
-    worker        TEXT,
-    heartbeat_at  DOUBLE PRECISION,
-    cancel        TEXT,
-    error         TEXT,
-    rid           BIGINT GENERATED ALWAYS AS IDENTITY
-);
-CREATE INDEX IF NOT EXISTS graphyard_runs_thread ON graphyard_runs(thread_id, created_at);
-CREATE INDEX IF NOT EXISTS graphyard_runs_status ON graphyard_runs(status);
-CREATE INDEX IF NOT EXISTS graphyard_runs_updated ON graphyard_runs(updated_at);
-CREATE TABLE IF NOT EXISTS graphyard_run_events (
-    run_id  TEXT NOT NULL,
-    seq     INTEGER NOT NULL,
-    event   TEXT NOT NULL,
-    data    TEXT NOT NULL,
-    PRIMARY KEY (run_id, seq)
-)
-"""
 
 
 def _pg(sql: str) -> str:
@@ -86,8 +46,6 @@ class PostgresServerStore(SqlServerStore):
     the store never closes it.
     """
 
-    path = "graphyard-server.db"
-    """Where a side store with no table here would go (the ledger on DynamoDB only)."""
     _SEQ = "rid"
     _LOCK_THREAD = "SELECT 1 FROM graphyard_threads WHERE thread_id = ? FOR UPDATE"
 
@@ -99,7 +57,7 @@ class PostgresServerStore(SqlServerStore):
         async with self.pool.connection() as conn, conn.transaction():
             # CREATE TABLE IF NOT EXISTS races when two servers start together
             await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_KEY,))
-            for statement in filter(str.strip, _SCHEMA.split(";")):
+            for statement in filter(str.strip, schema("postgres").split(";")):
                 await conn.execute(statement)
 
     async def close(self) -> None:
